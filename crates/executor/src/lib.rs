@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 pub mod dev;
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod package;
 pub mod process;
 
 /// Everything a backend needs to start one runtime of one chaincode.
