@@ -1,0 +1,477 @@
+//! The driver: one task per chaincode that owns its `launch_fsm::Launch`,
+//! feeds it inputs, performs its actions and sleeps until its next timeout.
+//!
+//! It is the only place the machine is touched, so the start and stop of
+//! one chaincode never overlap, and chaincodes never wait on each other.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use chaincode_proto::{ChaincodeDeploymentSpec, ChaincodeMessage, ChaincodeName};
+use executor::{EventSink, Executor, ExecutorError, RuntimeEvent, RuntimeEventKind, StartRequest};
+use launch_fsm::{
+    Action, Config, Generation, Input, Launch, LaunchError, Phase, SpecSource, StreamId, WaiterId,
+};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::error::SupportError;
+use crate::support::{Inner, ReadyHandle, SupportEvent, SupportEventKind};
+use crate::stream::StreamConn;
+
+/// How many lines of a runtime's output are kept for error reports.
+const KEPT_OUTPUT_LINES: usize = 20;
+/// How many of them an error carries.
+const REPORTED_OUTPUT_LINES: usize = 5;
+
+/// What the driver's inbox carries.
+pub(crate) enum DriverMsg {
+    Launch {
+        waiter: WaiterId,
+        spec: Option<ChaincodeDeploymentSpec>,
+        reply: oneshot::Sender<Result<ReadyHandle, SupportError>>,
+    },
+    Stop {
+        waiter: WaiterId,
+        reply: oneshot::Sender<()>,
+    },
+    Register {
+        conn: Arc<StreamConn>,
+    },
+    StreamClosed {
+        stream: StreamId,
+    },
+    SpecLookup {
+        generation: Generation,
+        result: Result<ChaincodeDeploymentSpec, String>,
+    },
+    RuntimeStopped {
+        generation: Generation,
+        result: Result<(), ExecutorError>,
+    },
+    Shutdown,
+}
+
+/// What `status()` shows of one chaincode; the driver keeps it current.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryStatus {
+    pub(crate) phase: Phase,
+    pub(crate) generation: Generation,
+    pub(crate) executor: &'static str,
+    pub(crate) ready_since: Option<StdInstant>,
+    pub(crate) last_error: Option<String>,
+}
+
+pub(crate) struct Driver {
+    chaincode: ChaincodeName,
+    inner: Arc<Inner>,
+    executor: Arc<dyn Executor>,
+    system: bool,
+    machine: Launch,
+    inbox: mpsc::UnboundedReceiver<DriverMsg>,
+    self_tx: mpsc::UnboundedSender<DriverMsg>,
+    runtime_rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+    runtime_tx: mpsc::UnboundedSender<RuntimeEvent>,
+    waiters: HashMap<WaiterId, oneshot::Sender<Result<ReadyHandle, SupportError>>>,
+    stop_waiters: HashMap<WaiterId, oneshot::Sender<()>>,
+    streams: HashMap<StreamId, Arc<StreamConn>>,
+    ready: Option<Arc<StreamConn>>,
+    spec: Option<ChaincodeDeploymentSpec>,
+    start_task: Option<JoinHandle<()>>,
+    last_output: VecDeque<String>,
+    recorded: Generation,
+    status: Arc<Mutex<EntryStatus>>,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        chaincode: ChaincodeName,
+        inner: Arc<Inner>,
+        executor: Arc<dyn Executor>,
+        system: bool,
+        config: Config,
+        inbox: mpsc::UnboundedReceiver<DriverMsg>,
+        self_tx: mpsc::UnboundedSender<DriverMsg>,
+        status: Arc<Mutex<EntryStatus>>,
+    ) -> Self {
+        let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
+        Self {
+            chaincode,
+            inner,
+            executor,
+            system,
+            machine: Launch::new(config),
+            inbox,
+            self_tx,
+            runtime_rx,
+            runtime_tx,
+            waiters: HashMap::new(),
+            stop_waiters: HashMap::new(),
+            streams: HashMap::new(),
+            ready: None,
+            spec: None,
+            start_task: None,
+            last_output: VecDeque::new(),
+            recorded: Generation(0),
+            status,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let span = info_span!("chaincode", chaincode = %self.chaincode);
+        async move {
+            self.inner.metrics.phase_changed(None, Some(Phase::Idle));
+            loop {
+                let before = (self.machine.phase(), self.machine.generation());
+                let deadline = self.machine.poll_timeout();
+                tokio::select! {
+                    message = self.inbox.recv() => match message {
+                        None | Some(DriverMsg::Shutdown) => break,
+                        Some(message) => self.on_message(message),
+                    },
+                    Some(event) = self.runtime_rx.recv() => self.on_runtime_event(event),
+                    () = sleep_until(deadline), if deadline.is_some() => {
+                        // Compare with the clock rather than trust the wake-up.
+                        self.machine.handle_timeout(now());
+                    }
+                }
+                self.drain().await;
+                self.publish(before);
+            }
+            self.finish().await;
+        }
+        .instrument(span)
+        .await;
+    }
+
+    fn feed(&mut self, input: Input) {
+        if let Err(rejected) = self.machine.handle(now(), input) {
+            debug!(%rejected, "input ignored");
+        }
+    }
+
+    fn on_message(&mut self, message: DriverMsg) {
+        match message {
+            DriverMsg::Launch {
+                waiter,
+                spec,
+                reply,
+            } => {
+                let source = if spec.is_some() || self.system {
+                    SpecSource::Provided
+                } else {
+                    SpecSource::Lookup
+                };
+                if spec.is_some() {
+                    self.spec = spec;
+                }
+                self.waiters.insert(waiter, reply);
+                self.feed(Input::Launch {
+                    waiter,
+                    spec: source,
+                });
+            }
+            DriverMsg::Stop { waiter, reply } => {
+                self.stop_waiters.insert(waiter, reply);
+                self.feed(Input::Stop { waiter });
+            }
+            DriverMsg::Register { conn } => {
+                let stream = conn.id;
+                self.streams.insert(stream, conn);
+                self.feed(Input::Register { stream });
+            }
+            DriverMsg::StreamClosed { stream } => {
+                self.feed(Input::StreamClosed { stream });
+                self.forget_stream(stream);
+            }
+            DriverMsg::SpecLookup { generation, result } => match result {
+                Ok(spec) => {
+                    self.spec = Some(spec);
+                    self.feed(Input::SpecResolved { generation });
+                }
+                Err(reason) => self.feed(Input::SpecNotFound { generation, reason }),
+            },
+            DriverMsg::RuntimeStopped { generation, result } => {
+                if let Err(error) = result {
+                    warn!(%error, "stopping the runtime failed");
+                    self.remember_output(format!("stop failed: {error}"));
+                }
+                self.feed(Input::RuntimeStopped { generation });
+            }
+            DriverMsg::Shutdown => {}
+        }
+    }
+
+    fn on_runtime_event(&mut self, event: RuntimeEvent) {
+        let generation = event.generation;
+        match event.kind {
+            RuntimeEventKind::Started => self.feed(Input::RuntimeStarted { generation }),
+            RuntimeEventKind::Failed(reason) => {
+                self.feed(Input::RuntimeStartFailed { generation, reason })
+            }
+            RuntimeEventKind::Exited(status) => {
+                info!(%generation, %status, "runtime exited");
+                self.feed(Input::RuntimeExited {
+                    generation,
+                    status: status.to_string(),
+                })
+            }
+            RuntimeEventKind::Log { line, .. } => self.remember_output(line),
+            RuntimeEventKind::Progress(line) => {
+                info!(%generation, progress = %line, "runtime progress");
+                self.inner.emit(SupportEvent {
+                    chaincode: self.chaincode.clone(),
+                    kind: SupportEventKind::Progress(line),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn remember_output(&mut self, line: String) {
+        if self.last_output.len() == KEPT_OUTPUT_LINES {
+            self.last_output.pop_front();
+        }
+        self.last_output.push_back(line);
+    }
+
+    fn forget_stream(&mut self, stream: StreamId) {
+        if let Some(conn) = self.streams.remove(&stream) {
+            conn.close();
+        }
+        if self.ready.as_ref().is_some_and(|conn| conn.id == stream) {
+            self.ready = None;
+        }
+    }
+
+    /// Performs every action, feeding back what the actions themselves
+    /// produce (READY sent, a send that failed), until the machine is quiet.
+    async fn drain(&mut self) {
+        let mut follow_ups = VecDeque::new();
+        loop {
+            while let Some(action) = self.machine.poll_action() {
+                self.perform(action, &mut follow_ups).await;
+            }
+            match follow_ups.pop_front() {
+                Some(input) => self.feed(input),
+                None => break,
+            }
+        }
+    }
+
+    async fn perform(&mut self, action: Action, follow_ups: &mut VecDeque<Input>) {
+        match action {
+            Action::ResolveSpec { generation } => {
+                let inner = self.inner.clone();
+                let chaincode = self.chaincode.clone();
+                let reply = self.self_tx.clone();
+                self.inner.tasks.spawn(async move {
+                    let result = inner.specs.lookup(&chaincode).await;
+                    let _ = reply.send(DriverMsg::SpecLookup { generation, result });
+                });
+            }
+            Action::StartRuntime { generation } => self.start_runtime(generation),
+            Action::SendRegistered { stream, .. } => {
+                if !self.send(stream, ChaincodeMessage::registered()).await {
+                    follow_ups.push_back(Input::StreamClosed { stream });
+                }
+            }
+            Action::SendReady { stream, .. } => {
+                if self.send(stream, ChaincodeMessage::ready()).await {
+                    self.ready = self.streams.get(&stream).cloned();
+                    follow_ups.push_back(Input::ReadySent { stream });
+                } else {
+                    follow_ups.push_back(Input::StreamClosed { stream });
+                }
+            }
+            Action::SendKeepalive { stream } => {
+                if !self.send(stream, ChaincodeMessage::keepalive()).await {
+                    follow_ups.push_back(Input::StreamClosed { stream });
+                }
+            }
+            Action::RejectRegister { stream, reason } => {
+                if let Some(conn) = self.streams.remove(&stream) {
+                    warn!(%stream, %reason, "register refused");
+                    let text = format!("register refused for {}: {reason}", self.chaincode);
+                    conn.send(ChaincodeMessage::error("", text)).await;
+                    conn.close();
+                }
+            }
+            Action::CloseStream { stream } => self.forget_stream(stream),
+            Action::StopRuntime { generation } => self.stop_runtime(generation).await,
+            Action::CompleteLaunch { waiters, result } => self.complete_launch(waiters, result),
+            Action::CompleteStop { waiters } => {
+                for waiter in waiters {
+                    if let Some(reply) = self.stop_waiters.remove(&waiter) {
+                        let _ = reply.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, stream: StreamId, message: ChaincodeMessage) -> bool {
+        match self.streams.get(&stream) {
+            Some(conn) => conn.send(message).await,
+            None => false,
+        }
+    }
+
+    fn start_runtime(&mut self, generation: Generation) {
+        let request = StartRequest {
+            chaincode: self.chaincode.clone(),
+            generation,
+            code_package: self
+                .spec
+                .as_ref()
+                .map(|spec| spec.code_package.clone())
+                .unwrap_or_default(),
+            peer_address: self.inner.config.peer_address.clone(),
+            env: Vec::new(),
+        };
+        let sink = EventSink::new(generation, self.runtime_tx.clone());
+        let executor = self.executor.clone();
+        info!(%generation, executor = executor.kind(), "starting runtime");
+        self.start_task = Some(tokio::spawn(async move {
+            match executor.start(request, sink.clone()).await {
+                Ok(()) => sink.send(RuntimeEventKind::Started),
+                Err(error) => sink.send(RuntimeEventKind::Failed(error.to_string())),
+            }
+        }));
+    }
+
+    async fn stop_runtime(&mut self, generation: Generation) {
+        // Never overlap start and stop: a start still running (an image
+        // build, say) is cancelled first; the stop then removes whatever it
+        // had created.
+        if let Some(start) = self.start_task.take() {
+            start.abort();
+            let _ = start.await;
+        }
+        let executor = self.executor.clone();
+        let chaincode = self.chaincode.clone();
+        let reply = self.self_tx.clone();
+        let limit = self.inner.config.stop_timeout;
+        info!(%generation, "stopping runtime");
+        self.inner.tasks.spawn(async move {
+            let result = match tokio::time::timeout(limit, executor.stop(&chaincode)).await {
+                Ok(result) => result,
+                Err(_) => Err(ExecutorError::Stop {
+                    chaincode: chaincode.to_string(),
+                    reason: format!("no answer within {limit:?}"),
+                }),
+            };
+            let _ = reply.send(DriverMsg::RuntimeStopped { generation, result });
+        });
+    }
+
+    fn complete_launch(&mut self, waiters: Vec<WaiterId>, result: Result<Generation, LaunchError>) {
+        let generation = self.machine.generation();
+        if self.recorded != generation && !matches!(result, Err(LaunchError::Stopped { .. })) {
+            self.recorded = generation;
+            let took = self
+                .machine
+                .launched_at()
+                .map(|at| now().saturating_duration_since(at))
+                .unwrap_or_default();
+            let timed_out = matches!(result, Err(LaunchError::Timeout { .. }));
+            self.inner
+                .metrics
+                .launch_finished(&self.chaincode.to_string(), took, result.is_ok(), timed_out);
+            match &result {
+                Ok(_) => info!(%generation, ?took, "chaincode ready"),
+                Err(error) => warn!(%generation, %error, "launch failed"),
+            }
+        }
+        let outcome: Result<ReadyHandle, SupportError> = match (result, &self.ready) {
+            (Ok(generation), Some(conn)) => Ok(ReadyHandle::new(
+                self.inner.clone(),
+                conn.clone(),
+                generation,
+            )),
+            (Ok(_), None) => Err(self.launch_error(LaunchError::StreamClosed {
+                phase: Phase::Ready,
+            })),
+            (Err(error), _) => Err(self.launch_error(error)),
+        };
+        for waiter in waiters {
+            if let Some(reply) = self.waiters.remove(&waiter) {
+                // A caller that gave up has dropped its receiver: fine.
+                let _ = reply.send(outcome.clone());
+            }
+        }
+    }
+
+    fn launch_error(&self, source: LaunchError) -> SupportError {
+        let skip = self.last_output.len().saturating_sub(REPORTED_OUTPUT_LINES);
+        SupportError::Launch {
+            chaincode: self.chaincode.to_string(),
+            source,
+            last_output: self.last_output.iter().skip(skip).cloned().collect(),
+        }
+    }
+
+    /// Publishes a phase change: status, metrics, tracing, watchers.
+    fn publish(&mut self, (phase_before, generation_before): (Phase, Generation)) {
+        let phase = self.machine.phase();
+        let generation = self.machine.generation();
+        if phase == phase_before && generation == generation_before {
+            return;
+        }
+        {
+            let mut status = self.status.lock();
+            status.phase = phase;
+            status.generation = generation;
+            status.ready_since = (phase == Phase::Ready).then(StdInstant::now);
+            status.last_error = self.machine.last_error().map(ToString::to_string);
+        }
+        if phase != phase_before {
+            self.inner
+                .metrics
+                .phase_changed(Some(phase_before), Some(phase));
+            info!(%generation, from = %phase_before, to = %phase, "phase");
+        }
+        self.inner.emit(SupportEvent {
+            chaincode: self.chaincode.clone(),
+            kind: SupportEventKind::Phase { phase, generation },
+        });
+    }
+
+    /// The driver is going away (shutdown): nothing may be left behind.
+    async fn finish(mut self) {
+        if let Some(start) = self.start_task.take() {
+            start.abort();
+            let _ = start.await;
+        }
+        for (_, conn) in self.streams.drain() {
+            conn.close();
+        }
+        let error = SupportError::ShuttingDown {
+            chaincode: self.chaincode.to_string(),
+        };
+        for (_, reply) in self.waiters.drain() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for (_, reply) in self.stop_waiters.drain() {
+            let _ = reply.send(());
+        }
+        self.inner
+            .metrics
+            .phase_changed(Some(self.machine.phase()), None);
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

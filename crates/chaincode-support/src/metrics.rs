@@ -1,0 +1,150 @@
+//! Metrics under Fabric's names, rendered as Prometheus text.
+
+use std::time::Duration;
+
+use launch_fsm::Phase;
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaunchLabels {
+    chaincode: String,
+    success: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChaincodeLabels {
+    chaincode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+fn launch_histogram() -> Histogram {
+    // 5 ms .. ~160 s: an in-process launch up to a slow image build.
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+}
+
+/// The runtime's metrics: `chaincode_launch_duration{chaincode,success}`,
+/// `chaincode_launch_failures`, `chaincode_launch_timeouts`,
+/// `chaincode_execute_timeouts` (Fabric's names) and `chaincode_phase`, the
+/// number of chaincodes in each phase.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    launch_duration: Family<LaunchLabels, Histogram, fn() -> Histogram>,
+    launch_failures: Family<ChaincodeLabels, Counter>,
+    launch_timeouts: Family<ChaincodeLabels, Counter>,
+    execute_timeouts: Family<ChaincodeLabels, Counter>,
+    phases: Family<PhaseLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics in their own registry.
+    pub fn new() -> Self {
+        let launch_duration: Family<LaunchLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(launch_histogram);
+        let launch_failures = Family::<ChaincodeLabels, Counter>::default();
+        let launch_timeouts = Family::<ChaincodeLabels, Counter>::default();
+        let execute_timeouts = Family::<ChaincodeLabels, Counter>::default();
+        let phases = Family::<PhaseLabels, Gauge>::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "chaincode_launch_duration",
+            "The time to launch a chaincode, in seconds",
+            launch_duration.clone(),
+        );
+        registry.register(
+            "chaincode_launch_failures",
+            "The number of chaincode launches that failed",
+            launch_failures.clone(),
+        );
+        registry.register(
+            "chaincode_launch_timeouts",
+            "The number of chaincode launches that timed out",
+            launch_timeouts.clone(),
+        );
+        registry.register(
+            "chaincode_execute_timeouts",
+            "The number of chaincode executions that timed out",
+            execute_timeouts.clone(),
+        );
+        registry.register(
+            "chaincode_phase",
+            "The number of chaincodes in each launch phase",
+            phases.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            launch_duration,
+            launch_failures,
+            launch_timeouts,
+            execute_timeouts,
+            phases,
+        }
+    }
+
+    pub(crate) fn launch_finished(&self, chaincode: &str, took: Duration, success: bool, timed_out: bool) {
+        self.launch_duration
+            .get_or_create(&LaunchLabels {
+                chaincode: chaincode.to_owned(),
+                success: success.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        let labels = ChaincodeLabels {
+            chaincode: chaincode.to_owned(),
+        };
+        if !success {
+            self.launch_failures.get_or_create(&labels).inc();
+        }
+        if timed_out {
+            self.launch_timeouts.get_or_create(&labels).inc();
+        }
+    }
+
+    pub(crate) fn execute_timed_out(&self, chaincode: &str) {
+        self.execute_timeouts
+            .get_or_create(&ChaincodeLabels {
+                chaincode: chaincode.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn phase_changed(&self, from: Option<Phase>, to: Option<Phase>) {
+        if let Some(from) = from {
+            self.phases
+                .get_or_create(&PhaseLabels {
+                    phase: from.to_string(),
+                })
+                .dec();
+        }
+        if let Some(to) = to {
+            self.phases
+                .get_or_create(&PhaseLabels {
+                    phase: to.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// The metrics as Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry.lock());
+        text
+    }
+}
