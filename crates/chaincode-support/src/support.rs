@@ -1,7 +1,7 @@
 //! [`ChaincodeSupport`]: the runtime's public face.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use chaincode_proto::{
 };
 use executor::Executor;
 use executor::dev::DevExecutor;
+use executor::inproc::{InprocExecutor, MessageStream, StreamConnector};
 use futures::{Stream, StreamExt};
 use launch_fsm::{Config, Generation, Phase, StreamId, WaiterId};
 use parking_lot::Mutex;
@@ -215,6 +216,7 @@ pub struct SupportBuilder {
     system_chaincodes: HashSet<String>,
     specs: Option<Arc<dyn SpecStore>>,
     state: Option<Arc<dyn StateStore>>,
+    inproc_executor: Option<Arc<InprocExecutor>>,
 }
 
 impl std::fmt::Debug for SupportBuilder {
@@ -245,6 +247,15 @@ impl SupportBuilder {
         self
     }
 
+    /// Runs system chaincodes in-process: every chaincode registered with
+    /// `inproc` (now or later is fine for starts, but the names are read now)
+    /// is launched there, with no deployment spec.
+    pub fn inproc(mut self, inproc: Arc<InprocExecutor>) -> Self {
+        let names = inproc.names();
+        self.inproc_executor = Some(inproc.clone());
+        self.system_executor(inproc, names)
+    }
+
     /// Where deployment specs are looked up. Default: an empty memory store.
     pub fn spec_store(mut self, specs: Arc<dyn SpecStore>) -> Self {
         self.specs = Some(specs);
@@ -264,7 +275,7 @@ impl SupportBuilder {
             (Mode::Net, Some(executor)) => executor,
         };
         let (events, _) = broadcast::channel(1024);
-        ChaincodeSupport {
+        let support = ChaincodeSupport {
             inner: Arc::new(Inner {
                 config: self.config,
                 executor,
@@ -283,6 +294,23 @@ impl SupportBuilder {
                 shutting_down: AtomicBool::new(false),
                 tasks: TaskTracker::new(),
             }),
+        };
+        if let Some(inproc) = self.inproc_executor {
+            // Weak: the runtime owns the executor, not the other way round.
+            inproc.attach(Arc::new(WeakConnector(Arc::downgrade(&support.inner))));
+        }
+        support
+    }
+}
+
+/// The runtime's `Register` handler as seen by the inproc executor.
+struct WeakConnector(Weak<Inner>);
+
+impl StreamConnector for WeakConnector {
+    fn connect(&self, inbound: MessageStream) -> MessageStream {
+        match self.0.upgrade() {
+            Some(inner) => Box::pin(ChaincodeSupport { inner }.connect(inbound)),
+            None => Box::pin(futures::stream::empty()),
         }
     }
 }
@@ -313,6 +341,7 @@ impl ChaincodeSupport {
             system_chaincodes: HashSet::new(),
             specs: None,
             state: None,
+            inproc_executor: None,
         }
     }
 
