@@ -83,6 +83,7 @@ pub(crate) struct Driver {
     start_task: Option<JoinHandle<()>>,
     last_output: VecDeque<String>,
     recorded: Generation,
+    published: (Phase, Generation),
     status: Arc<Mutex<EntryStatus>>,
 }
 
@@ -117,6 +118,7 @@ impl Driver {
             start_task: None,
             last_output: VecDeque::new(),
             recorded: Generation(0),
+            published: (Phase::Idle, Generation(0)),
             status,
         }
     }
@@ -126,7 +128,6 @@ impl Driver {
         async move {
             self.inner.metrics.phase_changed(None, Some(Phase::Idle));
             loop {
-                let before = (self.machine.phase(), self.machine.generation());
                 let deadline = self.machine.poll_timeout();
                 tokio::select! {
                     message = self.inbox.recv() => match message {
@@ -140,7 +141,7 @@ impl Driver {
                     }
                 }
                 self.drain().await;
-                self.publish(before);
+                self.publish();
             }
             self.finish().await;
         }
@@ -303,8 +304,13 @@ impl Driver {
             }
             Action::CloseStream { stream } => self.forget_stream(stream),
             Action::StopRuntime { generation } => self.stop_runtime(generation).await,
-            Action::CompleteLaunch { waiters, result } => self.complete_launch(waiters, result),
+            Action::CompleteLaunch { waiters, result } => {
+                // Callers see the new phase in `status()` once woken.
+                self.publish();
+                self.complete_launch(waiters, result)
+            }
             Action::CompleteStop { waiters } => {
+                self.publish();
                 for waiter in waiters {
                     if let Some(reply) = self.stop_waiters.remove(&waiter) {
                         let _ = reply.send(());
@@ -415,13 +421,16 @@ impl Driver {
         }
     }
 
-    /// Publishes a phase change: status, metrics, tracing, watchers.
-    fn publish(&mut self, (phase_before, generation_before): (Phase, Generation)) {
+    /// Publishes a phase change since the last one: status, metrics,
+    /// tracing, watchers.
+    fn publish(&mut self) {
         let phase = self.machine.phase();
         let generation = self.machine.generation();
+        let (phase_before, generation_before) = self.published;
         if phase == phase_before && generation == generation_before {
             return;
         }
+        self.published = (phase, generation);
         {
             let mut status = self.status.lock();
             status.phase = phase;
