@@ -84,6 +84,7 @@ pub(crate) struct Driver {
     last_output: VecDeque<String>,
     recorded: Generation,
     published: (Phase, Generation),
+    last_exit: Option<(Generation, String)>,
     status: Arc<Mutex<EntryStatus>>,
 }
 
@@ -119,6 +120,7 @@ impl Driver {
             last_output: VecDeque::new(),
             recorded: Generation(0),
             published: (Phase::Idle, Generation(0)),
+            last_exit: None,
             status,
         }
     }
@@ -130,11 +132,14 @@ impl Driver {
             loop {
                 let deadline = self.machine.poll_timeout();
                 tokio::select! {
+                    // A backend reports an exit before its stop returns:
+                    // take its events first so they are seen in that order.
+                    biased;
+                    Some(event) = self.runtime_rx.recv() => self.on_runtime_event(event),
                     message = self.inbox.recv() => match message {
                         None | Some(DriverMsg::Shutdown) => break,
                         Some(message) => self.on_message(message),
                     },
-                    Some(event) = self.runtime_rx.recv() => self.on_runtime_event(event),
                     () = sleep_until(deadline), if deadline.is_some() => {
                         // Compare with the clock rather than trust the wake-up.
                         self.machine.handle_timeout(now());
@@ -216,6 +221,10 @@ impl Driver {
             }
             RuntimeEventKind::Exited(status) => {
                 info!(%generation, %status, "runtime exited");
+                // The exit may come after the stream close that already
+                // moved the machine on: keep it for `status()` either way.
+                self.last_exit = Some((generation, status.to_string()));
+                self.status.lock().last_error = self.error_summary();
                 self.feed(Input::RuntimeExited {
                     generation,
                     status: status.to_string(),
@@ -421,6 +430,21 @@ impl Driver {
         }
     }
 
+    /// The last failure, with how the runtime of that launch ended if known.
+    fn error_summary(&self) -> Option<String> {
+        let error = self.machine.last_error().map(ToString::to_string);
+        let exit = self
+            .last_exit
+            .as_ref()
+            .filter(|(generation, _)| *generation == self.machine.generation())
+            .map(|(_, status)| format!("runtime {status}"));
+        match (error, exit) {
+            (Some(error), Some(exit)) if !error.contains(&exit) => Some(format!("{error}; {exit}")),
+            (Some(error), _) => Some(error),
+            (None, exit) => exit,
+        }
+    }
+
     /// Publishes a phase change since the last one: status, metrics,
     /// tracing, watchers.
     fn publish(&mut self) {
@@ -436,7 +460,7 @@ impl Driver {
             status.phase = phase;
             status.generation = generation;
             status.ready_since = (phase == Phase::Ready).then(StdInstant::now);
-            status.last_error = self.machine.last_error().map(ToString::to_string);
+            status.last_error = self.error_summary();
         }
         if phase != phase_before {
             self.inner
