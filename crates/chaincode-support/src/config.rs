@@ -31,6 +31,9 @@ pub struct SupportConfig {
     pub peer_id: String,
     /// The network's id (names containers).
     pub network_id: String,
+    /// Extra environment for every chaincode the peer starts (Fabric passes
+    /// `CORE_CHAINCODE_LOGGING_LEVEL` and friends this way).
+    pub chaincode_env: Vec<(String, String)>,
     /// How long a stopping runtime may take before the stop is reported as
     /// failed (the executor's own grace comes first).
     pub stop_timeout: Duration,
@@ -61,6 +64,7 @@ impl Default for SupportConfig {
             peer_address: "127.0.0.1:7052".to_owned(),
             peer_id: "peer0".to_owned(),
             network_id: "dev".to_owned(),
+            chaincode_env: Vec::new(),
             stop_timeout: Duration::from_secs(30),
         }
     }

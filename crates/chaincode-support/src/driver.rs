@@ -346,7 +346,7 @@ impl Driver {
                 .map(|spec| spec.code_package.clone())
                 .unwrap_or_default(),
             peer_address: self.inner.config.peer_address.clone(),
-            env: Vec::new(),
+            env: self.inner.config.chaincode_env.clone(),
         };
         let sink = EventSink::new(generation, self.runtime_tx.clone());
         let executor = self.executor.clone();
