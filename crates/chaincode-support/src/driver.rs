@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::error::SupportError;
-use crate::support::{Inner, ReadyHandle, SupportEvent, SupportEventKind};
 use crate::stream::StreamConn;
+use crate::support::{Inner, ReadyHandle, SupportEvent, SupportEventKind};
 
 /// How many lines of a runtime's output are kept for error reports.
 const KEPT_OUTPUT_LINES: usize = 20;
@@ -394,9 +394,12 @@ impl Driver {
                 .map(|at| now().saturating_duration_since(at))
                 .unwrap_or_default();
             let timed_out = matches!(result, Err(LaunchError::Timeout { .. }));
-            self.inner
-                .metrics
-                .launch_finished(&self.chaincode.to_string(), took, result.is_ok(), timed_out);
+            self.inner.metrics.launch_finished(
+                &self.chaincode.to_string(),
+                took,
+                result.is_ok(),
+                timed_out,
+            );
             match &result {
                 Ok(_) => info!(%generation, ?took, "chaincode ready"),
                 Err(error) => warn!(%generation, %error, "launch failed"),

@@ -51,6 +51,6 @@ pub use metrics::Metrics;
 pub use server::RegisterService;
 pub use store::{FsSpecStore, MemorySpecStore, MemoryStateStore, SpecStore, StateStore};
 pub use support::{
-    ChaincodeStatus, ChaincodeSupport, ReadyHandle, SupportBuilder, SupportEvent,
-    SupportEventKind, TxKind,
+    ChaincodeStatus, ChaincodeSupport, ReadyHandle, SupportBuilder, SupportEvent, SupportEventKind,
+    TxKind,
 };

@@ -97,7 +97,13 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn launch_finished(&self, chaincode: &str, took: Duration, success: bool, timed_out: bool) {
+    pub(crate) fn launch_finished(
+        &self,
+        chaincode: &str,
+        took: Duration,
+        success: bool,
+        timed_out: bool,
+    ) {
         self.launch_duration
             .get_or_create(&LaunchLabels {
                 chaincode: chaincode.to_owned(),

@@ -82,12 +82,8 @@ impl SpecStore for FsSpecStore {
             let bytes = tokio::fs::read(&path)
                 .await
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            ChaincodeDeploymentSpec::decode(bytes.as_slice()).map_err(|e| {
-                format!(
-                    "{} is not a ChaincodeDeploymentSpec: {e}",
-                    path.display()
-                )
-            })
+            ChaincodeDeploymentSpec::decode(bytes.as_slice())
+                .map_err(|e| format!("{} is not a ChaincodeDeploymentSpec: {e}", path.display()))
         })
     }
 }
@@ -171,7 +167,10 @@ mod tests {
 
         std::fs::write(store.path_of(&cc), b"\xff\xff\xff").unwrap();
         let garbage = store.lookup(&cc).await.unwrap_err();
-        assert!(garbage.contains("not a ChaincodeDeploymentSpec"), "{garbage}");
+        assert!(
+            garbage.contains("not a ChaincodeDeploymentSpec"),
+            "{garbage}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chaincode_proto::chaincode_message::Type;
-use chaincode_proto::{ChaincodeMessage, ChaincodeName, DelState, GetState, PutState, ProtoError};
+use chaincode_proto::{ChaincodeMessage, ChaincodeName, DelState, GetState, ProtoError, PutState};
 use launch_fsm::StreamId;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -250,7 +250,10 @@ mod tests {
         assert_eq!(validate_first(&ChaincodeMessage::register(&cc())), Ok(cc()));
         let not_register = ChaincodeMessage::ready();
         let err = validate_first(&not_register).unwrap_err().to_string();
-        assert!(err.contains("expected REGISTER") && err.contains("READY"), "{err}");
+        assert!(
+            err.contains("expected REGISTER") && err.contains("READY"),
+            "{err}"
+        );
         let garbage = ChaincodeMessage {
             r#type: Type::Register as i32,
             payload: vec![0xff, 0xff, 0xff],
@@ -305,13 +308,23 @@ mod tests {
             r#type: 99,
             ..Default::default()
         };
-        assert!(matches!(classify(&unknown), Inbound::Refuse { reason, .. } if reason.contains("UNKNOWN(99)")));
+        assert!(
+            matches!(classify(&unknown), Inbound::Refuse { reason, .. } if reason.contains("UNKNOWN(99)"))
+        );
     }
 
     #[test]
     fn state_answers_use_the_chaincode_namespace() {
         let store = MemoryStateStore::new();
-        let put = answer_state(&store, &cc(), "t", StateOp::Put { key: "k".into(), value: b"v".to_vec() });
+        let put = answer_state(
+            &store,
+            &cc(),
+            "t",
+            StateOp::Put {
+                key: "k".into(),
+                value: b"v".to_vec(),
+            },
+        );
         assert_eq!(put.message_type(), Type::Response);
         let get = answer_state(&store, &cc(), "t", StateOp::Get { key: "k".into() });
         assert_eq!(get.payload, b"v");
@@ -325,7 +338,10 @@ mod tests {
         let (tx, _rx) = mpsc::channel(4);
         let conn = StreamConn::new(StreamId(1), cc(), tx);
         let reply = conn.expect_reply("t1").unwrap();
-        assert!(conn.expect_reply("t1").is_none(), "a txid is in flight once");
+        assert!(
+            conn.expect_reply("t1").is_none(),
+            "a txid is in flight once"
+        );
         assert_eq!(conn.in_flight(), 1);
         conn.close();
         assert!(reply.await.is_err());

@@ -1,8 +1,8 @@
 //! [`ChaincodeSupport`]: the runtime's public face.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use chaincode_proto::chaincode_message::Type;
@@ -117,7 +117,11 @@ impl ReadyHandle {
 
     /// Sends INIT or TRANSACTION with a fresh txid and waits, at most the
     /// execute timeout, for the matching COMPLETED or ERROR.
-    pub async fn execute(&self, kind: TxKind, input: &ChaincodeInput) -> Result<Response, SupportError> {
+    pub async fn execute(
+        &self,
+        kind: TxKind,
+        input: &ChaincodeInput,
+    ) -> Result<Response, SupportError> {
         let txid = self.inner.next_txid();
         let chaincode = self.conn.chaincode.to_string();
         let span = info_span!("transaction", chaincode = %chaincode, txid = %txid, kind = ?kind);
@@ -154,13 +158,15 @@ impl ReadyHandle {
                 }
             };
             match answer.known_type() {
-                Some(Type::Completed) => answer.decode_payload::<Response>().map_err(|e| {
-                    SupportError::BadReply {
-                        chaincode: chaincode.clone(),
-                        txid: txid.clone(),
-                        reason: e.to_string(),
-                    }
-                }),
+                Some(Type::Completed) => {
+                    answer
+                        .decode_payload::<Response>()
+                        .map_err(|e| SupportError::BadReply {
+                            chaincode: chaincode.clone(),
+                            txid: txid.clone(),
+                            reason: e.to_string(),
+                        })
+                }
                 _ => Err(SupportError::ChaincodeError {
                     chaincode: chaincode.clone(),
                     txid: txid.clone(),
@@ -483,13 +489,21 @@ impl ChaincodeSupport {
             let _ = entry.tx.send(DriverMsg::Shutdown);
         }
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!("some runtime tasks did not end within the grace period");
         }
     }
 
     /// Sends a message to the driver of `chaincode`, creating it if asked.
-    fn send_to(&self, chaincode: &ChaincodeName, create: bool, message: DriverMsg) -> Result<(), SupportError> {
+    fn send_to(
+        &self,
+        chaincode: &ChaincodeName,
+        create: bool,
+        message: DriverMsg,
+    ) -> Result<(), SupportError> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(SupportError::ShuttingDown {
                 chaincode: chaincode.to_string(),
@@ -552,7 +566,9 @@ impl ChaincodeSupport {
     {
         let (tx, rx) = mpsc::channel(256);
         let support = self.clone();
-        self.inner.tasks.spawn(async move { support.serve_stream(inbound, tx).await });
+        self.inner
+            .tasks
+            .spawn(async move { support.serve_stream(inbound, tx).await });
         ReceiverStream::new(rx)
     }
 
@@ -583,7 +599,11 @@ impl ChaincodeSupport {
             Ok(chaincode) => chaincode,
             Err(error) => return refuse(error.to_string()).await,
         };
-        let conn = StreamConn::new(StreamId(self.inner.next_id()), chaincode.clone(), outbound.clone());
+        let conn = StreamConn::new(
+            StreamId(self.inner.next_id()),
+            chaincode.clone(),
+            outbound.clone(),
+        );
         let dev = self.inner.config.mode == Mode::Dev && !self.is_system(&chaincode);
         let driver = {
             let mut registry = self.inner.registry.lock();

@@ -28,9 +28,15 @@ async fn a_system_chaincode_runs_in_process_without_a_socket() {
     let (support, _inproc) = runtime();
     let cc = name("sys:1.0");
     assert!(support.is_system(&cc));
-    let put = support.execute(&cc, TxKind::Transaction, &args(&["put", "a", "1"])).await.unwrap();
+    let put = support
+        .execute(&cc, TxKind::Transaction, &args(&["put", "a", "1"]))
+        .await
+        .unwrap();
     assert_eq!(put.status, 200);
-    let get = support.execute(&cc, TxKind::Transaction, &args(&["get", "a"])).await.unwrap();
+    let get = support
+        .execute(&cc, TxKind::Transaction, &args(&["get", "a"]))
+        .await
+        .unwrap();
     assert_eq!(get.payload, b"1");
     assert_eq!(support.status()[0].executor, "inproc");
     support.stop(&cc).await.unwrap();
@@ -57,9 +63,15 @@ async fn a_panic_in_invoke_fails_the_caller_and_the_next_launch_works() {
     // The runtime reports the panic as the exit, and the entry goes idle.
     assert!(wait_for_phase(&support, &cc, Phase::Idle, LIMIT).await);
     let last = support.status()[0].last_error.clone().unwrap_or_default();
-    assert!(last.contains("panicked") && last.contains("kv: asked to panic"), "{last}");
+    assert!(
+        last.contains("panicked") && last.contains("kv: asked to panic"),
+        "{last}"
+    );
 
-    let put = support.execute(&cc, TxKind::Transaction, &args(&["put", "b", "2"])).await.unwrap();
+    let put = support
+        .execute(&cc, TxKind::Transaction, &args(&["put", "b", "2"]))
+        .await
+        .unwrap();
     assert_eq!(put.status, 200);
     let second = support.launch(&cc).await.unwrap();
     assert_eq!(second.generation().0, first.generation().0 + 1);
@@ -69,7 +81,9 @@ async fn a_panic_in_invoke_fails_the_caller_and_the_next_launch_works() {
 #[tokio::test]
 async fn registering_a_system_name_twice_is_an_error() {
     let inproc = InprocExecutor::new();
-    inproc.register("sys", Arc::new(|| Arc::new(KvChaincode::default()) as _)).unwrap();
+    inproc
+        .register("sys", Arc::new(|| Arc::new(KvChaincode::default()) as _))
+        .unwrap();
     let error = inproc
         .register("sys", Arc::new(|| Arc::new(KvChaincode::default()) as _))
         .unwrap_err();

@@ -68,11 +68,17 @@ async fn the_static_kv_sample_runs_serves_and_leaves_no_process() {
         (&["del", "a"][..], 200),
         (&["get", "a"][..], 404),
     ] {
-        let response = ready.execute(TxKind::Transaction, &args(function)).await.unwrap();
+        let response = ready
+            .execute(TxKind::Transaction, &args(function))
+            .await
+            .unwrap();
         assert_eq!(response.status, expect, "{function:?}: {response:?}");
     }
     rig.support.stop(&cc).await.unwrap();
-    assert!(!pid_alive(pid), "the chaincode process {pid} is gone after stop");
+    assert!(
+        !pid_alive(pid),
+        "the chaincode process {pid} is gone after stop"
+    );
     assert_eq!(rig.support.status()[0].phase, Phase::Idle);
     rig.support.shutdown(Duration::from_secs(5)).await;
 }
@@ -80,13 +86,23 @@ async fn the_static_kv_sample_runs_serves_and_leaves_no_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_crashes_after_ready_is_noticed_and_relaunched() {
     let faulty = chaincode_samples::static_sample("faulty").unwrap();
-    let rig = rig(|c| c.chaincode_env = vec![("FAULTY_MODE".into(), "crash-after-ready".into())]).await;
+    let rig =
+        rig(|c| c.chaincode_env = vec![("FAULTY_MODE".into(), "crash-after-ready".into())]).await;
     let cc = name("faulty:1.0");
     rig.specs.insert(cc.clone(), spec_for(&faulty));
     let first = rig.support.launch(&cc).await.expect("it does get ready");
-    assert!(wait_for_phase(&rig.support, &cc, Phase::Idle, LIMIT).await, "the exit is noticed");
-    let last = rig.support.status()[0].last_error.clone().unwrap_or_default();
-    assert!(last.contains("exit code 4") || last.contains("stream closed"), "{last}");
+    assert!(
+        wait_for_phase(&rig.support, &cc, Phase::Idle, LIMIT).await,
+        "the exit is noticed"
+    );
+    let last = rig.support.status()[0]
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        last.contains("exit code 4") || last.contains("stream closed"),
+        "{last}"
+    );
     // The next launch gets a fresh runtime (which crashes again, but it runs).
     let second = rig.support.launch(&cc).await.expect("relaunch");
     assert!(second.generation() > first.generation());
@@ -112,12 +128,24 @@ async fn a_process_that_never_registers_times_out_and_is_killed() {
     let pid = rig.processes.pid(&cc).expect("a child process");
     let error = launch.await.unwrap().unwrap_err();
     assert!(
-        matches!(&error, SupportError::Launch { source: LaunchError::Timeout { phase: Phase::AwaitingRegister, .. }, .. }),
+        matches!(
+            &error,
+            SupportError::Launch {
+                source: LaunchError::Timeout {
+                    phase: Phase::AwaitingRegister,
+                    ..
+                },
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("faulty:1.0"), "{error}");
     assert!(wait_for_phase(&rig.support, &cc, Phase::Idle, LIMIT).await);
-    assert!(!pid_alive(pid), "the process that never registered was killed");
+    assert!(
+        !pid_alive(pid),
+        "the process that never registered was killed"
+    );
     rig.support.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -134,11 +162,20 @@ async fn a_broken_package_fails_the_launch_with_a_clear_error() {
     );
     let error = rig.support.launch(&cc).await.unwrap_err();
     assert!(
-        matches!(&error, SupportError::Launch { source: LaunchError::StartFailed { .. }, .. }),
+        matches!(
+            &error,
+            SupportError::Launch {
+                source: LaunchError::StartFailed { .. },
+                ..
+            }
+        ),
         "{error:?}"
     );
     let text = error.to_string();
-    assert!(text.contains("broken:1.0") && text.contains("starting"), "{text}");
+    assert!(
+        text.contains("broken:1.0") && text.contains("starting"),
+        "{text}"
+    );
     assert!(wait_for_phase(&rig.support, &cc, Phase::Idle, LIMIT).await);
     rig.support.shutdown(Duration::from_secs(5)).await;
 }

@@ -27,14 +27,29 @@ async fn happy_path_launch_init_transactions_stop() {
     assert_eq!(ready.generation().0, 1);
     let init = ready.execute(TxKind::Init, &args(&["init"])).await.unwrap();
     assert_eq!(init.status, 200);
-    let put = support.execute(&cc, TxKind::Transaction, &args(&["put", "a", "1"])).await.unwrap();
+    let put = support
+        .execute(&cc, TxKind::Transaction, &args(&["put", "a", "1"]))
+        .await
+        .unwrap();
     assert_eq!(put.status, 200, "{put:?}");
-    let get = support.execute(&cc, TxKind::Transaction, &args(&["get", "a"])).await.unwrap();
+    let get = support
+        .execute(&cc, TxKind::Transaction, &args(&["get", "a"]))
+        .await
+        .unwrap();
     assert_eq!(get.payload, b"1");
-    support.execute(&cc, TxKind::Transaction, &args(&["del", "a"])).await.unwrap();
-    let gone = support.execute(&cc, TxKind::Transaction, &args(&["get", "a"])).await.unwrap();
+    support
+        .execute(&cc, TxKind::Transaction, &args(&["del", "a"]))
+        .await
+        .unwrap();
+    let gone = support
+        .execute(&cc, TxKind::Transaction, &args(&["get", "a"]))
+        .await
+        .unwrap();
     assert_eq!(gone.status, 404);
-    let initialised = support.execute(&cc, TxKind::Transaction, &args(&["get", "initialised"])).await.unwrap();
+    let initialised = support
+        .execute(&cc, TxKind::Transaction, &args(&["get", "initialised"]))
+        .await
+        .unwrap();
     assert_eq!(initialised.payload, b"yes");
     assert_eq!(executor.starts(), 1, "one runtime for all of it");
 
@@ -47,11 +62,17 @@ async fn happy_path_launch_init_transactions_stop() {
     assert_eq!(support.status()[0].phase, Phase::Idle);
     assert_eq!(executor.running(), 0);
     assert!(matches!(
-        ready.execute(TxKind::Transaction, &args(&["get", "a"])).await,
+        ready
+            .execute(TxKind::Transaction, &args(&["get", "a"]))
+            .await,
         Err(SupportError::StreamLost { .. })
     ));
     let metrics = support.metrics().render();
-    assert!(metrics.contains("chaincode_launch_duration_count{chaincode=\"kv:1.0\",success=\"true\"} 1"), "{metrics}");
+    assert!(
+        metrics
+            .contains("chaincode_launch_duration_count{chaincode=\"kv:1.0\",success=\"true\"} 1"),
+        "{metrics}"
+    );
     support.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -78,23 +99,37 @@ async fn a_thousand_concurrent_launches_over_a_hundred_chaincodes_start_each_onc
 #[tokio::test]
 async fn a_chaincode_that_never_registers_times_out_naming_the_phase() {
     let executor = TaskExecutor::with("mute", Behaviour::NeverRegister);
-    let support = peer_with(executor.clone(), |c| c.startup_timeout = Duration::ZERO, |b| b).await;
+    let support = peer_with(
+        executor.clone(),
+        |c| c.startup_timeout = Duration::ZERO,
+        |b| b,
+    )
+    .await;
     let cc = name("mute:1.0");
     let error = support.launch(&cc).await.unwrap_err();
     match &error {
-        SupportError::Launch { source: LaunchError::Timeout { phase, timeout }, .. } => {
+        SupportError::Launch {
+            source: LaunchError::Timeout { phase, timeout },
+            ..
+        } => {
             assert_eq!(*phase, Phase::AwaitingRegister);
             assert_eq!(*timeout, Duration::from_secs(5), "the 5 s minimum applies");
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
     let text = error.to_string();
-    assert!(text.contains("mute:1.0") && text.contains("awaiting register"), "{text}");
+    assert!(
+        text.contains("mute:1.0") && text.contains("awaiting register"),
+        "{text}"
+    );
     assert!(wait_for_phase(&support, &cc, Phase::Idle, LIMIT).await);
     assert_eq!(executor.running(), 0, "the runtime was stopped");
     assert_eq!(executor.stops.load(Ordering::SeqCst), 1);
     let metrics = support.metrics().render();
-    assert!(metrics.contains("chaincode_launch_timeouts_total{chaincode=\"mute:1.0\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("chaincode_launch_timeouts_total{chaincode=\"mute:1.0\"} 1"),
+        "{metrics}"
+    );
     support.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -103,13 +138,21 @@ async fn a_chaincode_that_never_registers_times_out_naming_the_phase() {
 async fn raw_stream(
     support: &ChaincodeSupport,
     first: ChaincodeMessage,
-) -> (mpsc::Sender<ChaincodeMessage>, tonic::Streaming<ChaincodeMessage>) {
+) -> (
+    mpsc::Sender<ChaincodeMessage>,
+    tonic::Streaming<ChaincodeMessage>,
+) {
     // The shim's connect gives a plain client; the name here is unused.
-    let config = chaincode_shim::Config::new(name("any:1"), support.config().peer_address.clone()).unwrap();
+    let config =
+        chaincode_shim::Config::new(name("any:1"), support.config().peer_address.clone()).unwrap();
     let mut client = chaincode_shim::connect(&config).await.unwrap();
     let (tx, rx) = mpsc::channel(16);
     tx.send(first).await.unwrap();
-    let replies = client.register(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let replies = client
+        .register(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     (tx, replies)
 }
 
@@ -128,37 +171,70 @@ async fn bad_registrations_are_refused_and_the_live_chaincode_is_untouched() {
     support.launch(&cc).await.unwrap();
 
     // Unknown name.
-    let (_tx, mut replies) = raw_stream(&support, ChaincodeMessage::register(&name("ghost:1.0"))).await;
+    let (_tx, mut replies) =
+        raw_stream(&support, ChaincodeMessage::register(&name("ghost:1.0"))).await;
     let reply = next_reply(&mut replies).await.unwrap();
     assert_eq!(reply.message_type(), Type::Error);
-    assert!(reply.payload_text().contains("no launch is waiting for chaincode ghost:1.0"), "{}", reply.payload_text());
-    assert!(next_reply(&mut replies).await.is_none(), "the stream is closed");
+    assert!(
+        reply
+            .payload_text()
+            .contains("no launch is waiting for chaincode ghost:1.0"),
+        "{}",
+        reply.payload_text()
+    );
+    assert!(
+        next_reply(&mut replies).await.is_none(),
+        "the stream is closed"
+    );
 
     // Garbage payload.
-    let garbage = ChaincodeMessage { r#type: Type::Register as i32, payload: vec![0xff; 7], ..Default::default() };
+    let garbage = ChaincodeMessage {
+        r#type: Type::Register as i32,
+        payload: vec![0xff; 7],
+        ..Default::default()
+    };
     let (_tx, mut replies) = raw_stream(&support, garbage).await;
     let reply = next_reply(&mut replies).await.unwrap();
     assert_eq!(reply.message_type(), Type::Error);
-    assert!(reply.payload_text().contains("ChaincodeID"), "{}", reply.payload_text());
+    assert!(
+        reply.payload_text().contains("ChaincodeID"),
+        "{}",
+        reply.payload_text()
+    );
 
     // Not a REGISTER first.
     let (_tx, mut replies) = raw_stream(&support, ChaincodeMessage::keepalive()).await;
     let reply = next_reply(&mut replies).await.unwrap();
-    assert!(reply.payload_text().contains("expected REGISTER"), "{}", reply.payload_text());
+    assert!(
+        reply.payload_text().contains("expected REGISTER"),
+        "{}",
+        reply.payload_text()
+    );
 
     // A second REGISTER for the live name: refused; closing it disturbs nothing.
     let (impostor, mut replies) = raw_stream(&support, ChaincodeMessage::register(&cc)).await;
     let reply = next_reply(&mut replies).await.unwrap();
     assert_eq!(reply.message_type(), Type::Error);
-    assert!(reply.payload_text().contains("already registered"), "{}", reply.payload_text());
+    assert!(
+        reply.payload_text().contains("already registered"),
+        "{}",
+        reply.payload_text()
+    );
     drop(impostor);
     drop(replies);
 
-    let put = support.execute(&cc, TxKind::Transaction, &args(&["put", "k", "v"])).await.unwrap();
+    let put = support
+        .execute(&cc, TxKind::Transaction, &args(&["put", "k", "v"]))
+        .await
+        .unwrap();
     assert_eq!(put.status, 200);
     assert_eq!(support.status()[0].phase, Phase::Ready);
     assert_eq!(executor.starts(), 1);
-    assert_eq!(support.known_chaincodes(), 1, "no entry for the refused names");
+    assert_eq!(
+        support.known_chaincodes(),
+        1,
+        "no entry for the refused names"
+    );
     support.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -166,7 +242,10 @@ async fn bad_registrations_are_refused_and_the_live_chaincode_is_untouched() {
 async fn recording_chaincode(
     support: ChaincodeSupport,
     cc: ChaincodeName,
-) -> (tokio::task::JoinHandle<Vec<Type>>, mpsc::Sender<ChaincodeMessage>) {
+) -> (
+    tokio::task::JoinHandle<Vec<Type>>,
+    mpsc::Sender<ChaincodeMessage>,
+) {
     let (tx, mut replies) = raw_stream(&support, ChaincodeMessage::register(&cc)).await;
     let answer = tx.clone();
     let task = tokio::spawn(async move {
@@ -175,7 +254,10 @@ async fn recording_chaincode(
             let kind = message.message_type();
             seen.push(kind);
             if matches!(kind, Type::Transaction | Type::Init) {
-                let done = ChaincodeMessage::completed(&message.txid, &chaincode_proto::Response::ok(Vec::new()));
+                let done = ChaincodeMessage::completed(
+                    &message.txid,
+                    &chaincode_proto::Response::ok(Vec::new()),
+                );
                 if answer.send(done).await.is_err() {
                     break;
                 }
@@ -188,14 +270,23 @@ async fn recording_chaincode(
 
 #[tokio::test]
 async fn dev_mode_waits_for_the_users_register_and_never_sends_a_transaction_before_ready() {
-    let support = peer_with(Arc::new(executor::dev::DevExecutor), |c| c.mode = Mode::Dev, |b| b).await;
+    let support = peer_with(
+        Arc::new(executor::dev::DevExecutor),
+        |c| c.mode = Mode::Dev,
+        |b| b,
+    )
+    .await;
     let cc = name("mine:1.0");
     // Many callers, launching and executing before the chaincode exists.
     let calls: Vec<_> = (0..10)
         .map(|_| {
             let support = support.clone();
             let cc = cc.clone();
-            tokio::spawn(async move { support.execute(&cc, TxKind::Transaction, &args(&["x"])).await })
+            tokio::spawn(async move {
+                support
+                    .execute(&cc, TxKind::Transaction, &args(&["x"]))
+                    .await
+            })
         })
         .collect();
     assert!(wait_for_phase(&support, &cc, Phase::AwaitingRegister, LIMIT).await);
@@ -205,20 +296,34 @@ async fn dev_mode_waits_for_the_users_register_and_never_sends_a_transaction_bef
     }
     support.stop(&cc).await.unwrap();
     drop(tx);
-    let seen = tokio::time::timeout(LIMIT, recorder).await.unwrap().unwrap();
+    let seen = tokio::time::timeout(LIMIT, recorder)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&seen[..2], &[Type::Registered, Type::Ready], "{seen:?}");
     assert_eq!(seen.len(), 12, "{seen:?}");
-    assert!(seen[2..].iter().all(|t| *t == Type::Transaction), "{seen:?}");
+    assert!(
+        seen[2..].iter().all(|t| *t == Type::Transaction),
+        "{seen:?}"
+    );
     support.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn dev_mode_accepts_an_unsolicited_register() {
-    let support = peer_with(Arc::new(executor::dev::DevExecutor), |c| c.mode = Mode::Dev, |b| b).await;
+    let support = peer_with(
+        Arc::new(executor::dev::DevExecutor),
+        |c| c.mode = Mode::Dev,
+        |b| b,
+    )
+    .await;
     let cc = name("solo:1.0");
     let (_recorder, _tx) = recording_chaincode(support.clone(), cc.clone()).await;
     assert!(wait_for_phase(&support, &cc, Phase::Ready, LIMIT).await);
-    let response = support.execute(&cc, TxKind::Init, &args(&["init"])).await.unwrap();
+    let response = support
+        .execute(&cc, TxKind::Init, &args(&["init"]))
+        .await
+        .unwrap();
     assert_eq!(response.status, 200);
     support.shutdown(Duration::from_secs(5)).await;
 }
@@ -232,24 +337,42 @@ async fn a_crash_mid_transaction_fails_the_caller_promptly_and_the_next_launch_r
     let ready = support.launch(&cc).await.unwrap();
     let slow = {
         let ready = ready.clone();
-        tokio::spawn(async move { ready.execute(TxKind::Transaction, &args(&["slow", "60000"])).await })
+        tokio::spawn(async move {
+            ready
+                .execute(TxKind::Transaction, &args(&["slow", "60000"]))
+                .await
+        })
     };
     // Crash once the transaction is in the chaincode's hands.
-    tokio::time::timeout(LIMIT, entered.notified()).await.unwrap();
+    tokio::time::timeout(LIMIT, entered.notified())
+        .await
+        .unwrap();
     executor.crash(&cc);
     let error = tokio::time::timeout(Duration::from_secs(10), slow)
         .await
         .expect("the caller is told promptly")
         .unwrap()
         .unwrap_err();
-    assert!(matches!(error, SupportError::StreamLost { .. }), "{error:?}");
+    assert!(
+        matches!(error, SupportError::StreamLost { .. }),
+        "{error:?}"
+    );
     assert!(wait_for_phase(&support, &cc, Phase::Idle, LIMIT).await);
-    assert!(support.status()[0].last_error.as_deref().unwrap_or("").contains("exited"));
+    assert!(
+        support.status()[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited")
+    );
 
     let again = support.launch(&cc).await.unwrap();
     assert_eq!(again.generation().0, 2, "a fresh runtime");
     assert_eq!(executor.starts(), 2);
-    let put = again.execute(TxKind::Transaction, &args(&["put", "k", "v"])).await.unwrap();
+    let put = again
+        .execute(TxKind::Transaction, &args(&["put", "k", "v"]))
+        .await
+        .unwrap();
     assert_eq!(put.status, 200);
     support.shutdown(Duration::from_secs(5)).await;
 }
@@ -257,19 +380,33 @@ async fn a_crash_mid_transaction_fails_the_caller_promptly_and_the_next_launch_r
 #[tokio::test]
 async fn a_transaction_that_takes_too_long_times_out() {
     let executor = TaskExecutor::with("kv", kv());
-    let support = peer_with(executor, |c| c.execute_timeout = Duration::from_millis(300), |b| b).await;
+    let support = peer_with(
+        executor,
+        |c| c.execute_timeout = Duration::from_millis(300),
+        |b| b,
+    )
+    .await;
     let cc = name("kv:1.0");
     let error = support
         .execute(&cc, TxKind::Transaction, &args(&["slow", "5000"]))
         .await
         .unwrap_err();
-    assert!(matches!(error, SupportError::ExecuteTimeout { .. }), "{error:?}");
+    assert!(
+        matches!(error, SupportError::ExecuteTimeout { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("kv:1.0"));
     // The chaincode is still fine for the next one.
-    let put = support.execute(&cc, TxKind::Transaction, &args(&["put", "k", "v"])).await.unwrap();
+    let put = support
+        .execute(&cc, TxKind::Transaction, &args(&["put", "k", "v"]))
+        .await
+        .unwrap();
     assert_eq!(put.status, 200);
     let metrics = support.metrics().render();
-    assert!(metrics.contains("chaincode_execute_timeouts_total{chaincode=\"kv:1.0\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("chaincode_execute_timeouts_total{chaincode=\"kv:1.0\"} 1"),
+        "{metrics}"
+    );
     support.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -294,7 +431,11 @@ async fn a_caller_that_gives_up_does_not_disturb_the_others() {
     impatient.abort();
     assert!(impatient.await.unwrap_err().is_cancelled());
     gate.notify_one();
-    let ready = tokio::time::timeout(LIMIT, patient).await.unwrap().unwrap().unwrap();
+    let ready = tokio::time::timeout(LIMIT, patient)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(ready.generation().0, 1);
     assert_eq!(executor.starts(), 1);
     support.shutdown(Duration::from_secs(5)).await;
@@ -316,11 +457,19 @@ async fn shutdown_with_launches_in_flight_fails_every_waiter_and_stops_every_run
         .collect();
     assert!(wait_for_phase(&support, &name("kv:1.0"), Phase::Starting, LIMIT).await);
     assert!(wait_for_phase(&support, &name("other:1.0"), Phase::Starting, LIMIT).await);
-    tokio::time::timeout(LIMIT, support.shutdown(Duration::from_secs(5))).await.unwrap();
+    tokio::time::timeout(LIMIT, support.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
     for call in waiting {
         let error = call.await.unwrap().unwrap_err();
         assert!(
-            matches!(error, SupportError::Launch { source: LaunchError::Stopped { .. }, .. } | SupportError::ShuttingDown { .. }),
+            matches!(
+                error,
+                SupportError::Launch {
+                    source: LaunchError::Stopped { .. },
+                    ..
+                } | SupportError::ShuttingDown { .. }
+            ),
             "{error:?}"
         );
     }
@@ -328,17 +477,31 @@ async fn shutdown_with_launches_in_flight_fails_every_waiter_and_stops_every_run
     assert_eq!(executor.starts(), 0, "the gated starts were cancelled");
     assert_eq!(support.known_chaincodes(), 0);
     let late = support.launch(&name("kv:1.0")).await.unwrap_err();
-    assert!(matches!(late, SupportError::ShuttingDown { .. }), "{late:?}");
+    assert!(
+        matches!(late, SupportError::ShuttingDown { .. }),
+        "{late:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_missing_spec_is_not_found_and_starts_nothing() {
     let executor = TaskExecutor::with("nope", kv());
-    let support = peer_with(executor.clone(), |_| {}, |b| b.spec_store(Arc::new(MemorySpecStore::new()))).await;
+    let support = peer_with(
+        executor.clone(),
+        |_| {},
+        |b| b.spec_store(Arc::new(MemorySpecStore::new())),
+    )
+    .await;
     // A user chaincode goes through the spec store, which is empty here.
     let error = support.launch(&name("nope:1.0")).await.unwrap_err();
     assert!(
-        matches!(error, SupportError::Launch { source: LaunchError::NotFound { .. }, .. }),
+        matches!(
+            error,
+            SupportError::Launch {
+                source: LaunchError::NotFound { .. },
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("resolving"), "{error}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chaincode_proto::{ChaincodeInput, ChaincodeName, Response};
 use chaincode_shim::{BoxFuture, Chaincode, Stub};
 use chaincode_support::{ChaincodeSupport, SupportBuilder, SupportConfig};
-use executor::{EventSink, ExitStatus, Executor, ExecutorError, StartRequest};
+use executor::{EventSink, Executor, ExecutorError, ExitStatus, StartRequest};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -73,7 +73,11 @@ impl Executor for TaskExecutor {
         chaincode.to_string()
     }
 
-    fn start(&self, request: StartRequest, sink: EventSink) -> BoxFuture<'_, Result<(), ExecutorError>> {
+    fn start(
+        &self,
+        request: StartRequest,
+        sink: EventSink,
+    ) -> BoxFuture<'_, Result<(), ExecutorError>> {
         Box::pin(async move {
             let gate = self.gate.lock().clone();
             if let Some(gate) = gate {
@@ -92,11 +96,14 @@ impl Executor for TaskExecutor {
             let task = match behaviour {
                 Behaviour::NeverRegister => tokio::spawn(std::future::pending()),
                 Behaviour::Serve(chaincode) => {
-                    let config = chaincode_shim::Config::new(request.chaincode.clone(), request.peer_address.clone())
-                        .map_err(|e| ExecutorError::Start {
-                            chaincode: request.chaincode.to_string(),
-                            reason: e.to_string(),
-                        })?;
+                    let config = chaincode_shim::Config::new(
+                        request.chaincode.clone(),
+                        request.peer_address.clone(),
+                    )
+                    .map_err(|e| ExecutorError::Start {
+                        chaincode: request.chaincode.to_string(),
+                        reason: e.to_string(),
+                    })?;
                     let sink = sink.clone();
                     tokio::spawn(async move {
                         let status = match chaincode_shim::start(chaincode, config).await {
@@ -112,7 +119,10 @@ impl Executor for TaskExecutor {
         })
     }
 
-    fn stop<'a>(&'a self, chaincode: &'a ChaincodeName) -> BoxFuture<'a, Result<(), ExecutorError>> {
+    fn stop<'a>(
+        &'a self,
+        chaincode: &'a ChaincodeName,
+    ) -> BoxFuture<'a, Result<(), ExecutorError>> {
         Box::pin(async move {
             self.stops.fetch_add(1, Ordering::SeqCst);
             if let Some((task, _)) = self.running.lock().remove(chaincode) {
@@ -145,10 +155,12 @@ impl Chaincode for KvChaincode {
         Box::pin(async move {
             let (function, params) = stub.function_and_params();
             match (function.as_str(), params.as_slice()) {
-                ("put", [key, value]) => match stub.put_state(key, value.clone().into_bytes()).await {
-                    Ok(()) => Response::ok(Vec::new()),
-                    Err(e) => Response::error(500, e.to_string()),
-                },
+                ("put", [key, value]) => {
+                    match stub.put_state(key, value.clone().into_bytes()).await {
+                        Ok(()) => Response::ok(Vec::new()),
+                        Err(e) => Response::error(500, e.to_string()),
+                    }
+                }
                 ("get", [key]) => match stub.get_state(key).await {
                     Ok(Some(value)) => Response::ok(value),
                     Ok(None) => Response::error(404, format!("{key} not found")),
