@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use launch_fsm::{LaunchError, Phase};
+use launch_fsm::LaunchError;
 
 /// Why a launch, execute or stop did not succeed. Every message names the
 /// chaincode and, where there is one, the phase.
@@ -58,16 +58,6 @@ pub enum SupportError {
         /// The transaction id.
         txid: String,
         /// What was wrong.
-        reason: String,
-    },
-    /// A stop did not complete.
-    #[error("stop of {chaincode} ({phase}) failed: {reason}")]
-    Stop {
-        /// `name:version`.
-        chaincode: String,
-        /// The phase it was in.
-        phase: Phase,
-        /// Why.
         reason: String,
     },
     /// The runtime is shutting down and takes no new work.

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chaincode_proto::chaincode_message::Type;
 use chaincode_proto::{
@@ -673,16 +673,8 @@ impl ChaincodeSupport {
         self.inner.registry.lock().len()
     }
 
-    /// When this runtime was asked to shut down, if it was.
+    /// Whether [`Self::shutdown`] has been called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<ChaincodeSupport>();
-    is::<ReadyHandle>();
-    let _ = Instant::now;
 }
