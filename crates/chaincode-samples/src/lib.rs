@@ -95,7 +95,27 @@ pub fn run_chaincode(
             return ExitCode::from(exit_code::SHIM_ERROR);
         }
     };
-    match runtime.block_on(chaincode_shim::start(chaincode, config)) {
+    // As PID 1 of a container a process has no default SIGTERM action, so
+    // handle it: a stop then ends the chaincode at once, not after the grace.
+    let served = runtime.block_on(async {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = chaincode_shim::start(chaincode, config) => Some(result),
+            () = terminate => None,
+        }
+    });
+    let Some(served) = served else {
+        eprintln!("{program}: terminated by SIGTERM, exiting");
+        return ExitCode::SUCCESS;
+    };
+    match served {
         Ok(()) => {
             eprintln!("{program}: peer closed the stream, exiting");
             ExitCode::SUCCESS
