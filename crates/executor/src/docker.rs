@@ -1,1 +1,980 @@
-//! Docker backend (being written).
+//! The docker backend: each chaincode runs in a container on a Docker Engine
+//! (feature `docker`, on by default).
+//!
+//! # Names and labels
+//!
+//! - Container: [`container_name`] — Fabric 1.0's rule,
+//!   `{network_id}-{peer_id}-{name}-{version}` with every character outside
+//!   `[a-zA-Z0-9-_.]` replaced by `-`, lower-cased, and checked against
+//!   `^[a-z0-9]+(([._-][a-z0-9]+)+)?$`.
+//! - Image: [`image_name`] — the container name, `-`, and the sha256 hex of
+//!   the *unsanitised* `{network_id}-{peer_id}-{name}-{version}`, so that
+//!   chaincodes which the sanitising makes equal (`My_CC:1.0`, `my_cc:1.0`)
+//!   never share an image.
+//! - Containers and images carry the labels [`LABEL_PEER`] = peer id and
+//!   [`LABEL_CCID`] = `name:version`; [`DockerExecutor::reap_orphans`] finds
+//!   a peer's leftovers by the first.
+//!
+//! # Expected flow of a start
+//!
+//! 1. Remove a stale container of the same name (stop, then force-remove;
+//!    "no such container" is fine).
+//! 2. Create the container: image [`image_name`], `cmd` =
+//!    [`StartRequest::fabric_args`] (the image's ENTRYPOINT is the chaincode),
+//!    env = [`StartRequest::fabric_env`], network mode from the config, labels.
+//! 3. If the image is missing, build it from a build context generated in
+//!    memory from the code package (see below; progress lines go to the sink
+//!    as [`RuntimeEventKind::Progress`]), then create again. A build failure
+//!    is [`ExecutorError::Build`] with the builder's own text. An image is
+//!    built once: later starts of the same chaincode reuse it.
+//! 4. Start it; follow its stdout/stderr into `tracing` (target `chaincode`)
+//!    and [`RuntimeEventKind::Log`]; wait for its exit and report
+//!    [`ExitStatus::Code`].
+//!
+//! # Build context
+//!
+//! ```text
+//! Dockerfile     FROM scratch (or the configured base image)
+//!                COPY chaincode /usr/local/bin/chaincode
+//!                COPY files/ /chaincode/          (only if the package has other files)
+//!                WORKDIR /chaincode
+//!                ENTRYPOINT ["/usr/local/bin/chaincode"]
+//! chaincode      the executable from the package (mode 0755)
+//! files/…        every other file and directory of the package
+//! ```
+//!
+//! The package is checked as in [`crate::package`] (no links, no device
+//! files, nothing outside the root, a `chaincode` executable present). With
+//! `FROM scratch` the executable must be statically linked.
+//!
+//! # Stop
+//!
+//! Stop with [`DockerConfig::stop_timeout`] (SIGTERM, then SIGKILL), then
+//! force-remove; "no such container" is success.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use executor::docker::{DockerConfig, DockerExecutor};
+//!
+//! # async fn run() -> Result<(), executor::ExecutorError> {
+//! let docker = DockerExecutor::connect(DockerConfig::default()).await?;
+//! // At peer start-up, before any launch owns a container:
+//! let removed = docker.reap_orphans().await?;
+//! println!("removed {} orphaned chaincode containers", removed.len());
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptions, CreateContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, StartContainerOptions, StopContainerOptions,
+    WaitContainerOptions,
+};
+use chaincode_proto::ChaincodeName;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+
+use crate::package::{self, PackageEntry};
+use crate::{
+    EventSink, Executor, ExecutorError, ExitStatus, LogStream, RuntimeEventKind, StartRequest,
+};
+
+/// Label holding the peer id on every container and image this backend makes.
+pub const LABEL_PEER: &str = "org.cclaunch.peer";
+
+/// Label holding the chaincode's `name:version`.
+pub const LABEL_CCID: &str = "org.cclaunch.ccid";
+
+/// Where the executable lives inside the image.
+const ENTRYPOINT: &str = "/usr/local/bin/chaincode";
+
+/// Longest log line passed on as one event; longer output is split.
+const MAX_LINE: usize = 64 * 1024;
+
+/// How long the last log lines may take to arrive after the exit before the
+/// exit is reported anyway.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// Request timeout of the engine client. Requests that legitimately take
+/// long (stop waits up to `stop_timeout`) stay below it; streams (logs, wait,
+/// build) only need their headers within it.
+const CLIENT_TIMEOUT_SECS: u64 = 120;
+
+/// Docker image references may not be longer than this.
+const MAX_IMAGE_NAME: usize = 255;
+
+/// Settings of the [`DockerExecutor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// `unix:///path/to/docker.sock`, a bare socket path, or
+    /// `http://host:port` / `tcp://host:port`. `None` = the local defaults
+    /// (`DOCKER_HOST`, else `/var/run/docker.sock`).
+    pub endpoint: Option<String>,
+    /// The peer id in names and in the [`LABEL_PEER`] label.
+    pub peer_id: String,
+    /// The network id in names.
+    pub network_id: String,
+    /// The containers' network mode (`host` lets a chaincode reach a peer
+    /// listening on 127.0.0.1).
+    pub network_mode: String,
+    /// Base image of chaincode images; `None` = `FROM scratch`.
+    pub base_image: Option<String>,
+    /// How long a container has after SIGTERM before SIGKILL on stop.
+    pub stop_timeout: Duration,
+    /// How long [`DockerExecutor::connect`] may take to reach the engine.
+    pub connect_timeout: Duration,
+}
+
+impl Default for DockerConfig {
+    /// Local engine, `peer0`, network `dev`, host networking, `FROM scratch`,
+    /// 5 s stop timeout, 5 s connect timeout.
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            peer_id: "peer0".to_owned(),
+            network_id: "dev".to_owned(),
+            network_mode: "host".to_owned(),
+            base_image: None,
+            stop_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a container name was refused.
+fn invalid_name(chaincode: &ChaincodeName, name: &str) -> ExecutorError {
+    ExecutorError::Start {
+        chaincode: chaincode.to_string(),
+        reason: format!(
+            "container name {name:?} is not valid: it must match ^[a-z0-9]+(([._-][a-z0-9]+)+)?$ \
+             (check the network id, peer id, name and version)"
+        ),
+    }
+}
+
+/// The container name of `chaincode` on this peer: Fabric 1.0's rule (see the
+/// module docs). A result that is not a valid name is an
+/// [`ExecutorError::Start`] naming the chaincode.
+///
+/// ```
+/// use executor::docker::container_name;
+/// let cc = "My_CC:1.0".parse().unwrap();
+/// assert_eq!(container_name("dev", "peer0", &cc).unwrap(), "dev-peer0-my_cc-1.0");
+/// ```
+pub fn container_name(
+    network_id: &str,
+    peer_id: &str,
+    chaincode: &ChaincodeName,
+) -> Result<String, ExecutorError> {
+    let raw = raw_name(network_id, peer_id, chaincode);
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if is_valid_name(&name) {
+        Ok(name)
+    } else {
+        Err(invalid_name(chaincode, &name))
+    }
+}
+
+/// The image name of `chaincode` on this peer: the container name, `-`, and
+/// the sha256 hex of the unsanitised `{network_id}-{peer_id}-{name}-{version}`
+/// (see the module docs). Over-long names keep the hash and lose the end of
+/// the readable part, so the result is always a valid image reference.
+///
+/// ```
+/// use executor::docker::image_name;
+/// let upper = image_name("dev", "peer0", &"My_CC:1.0".parse().unwrap()).unwrap();
+/// let lower = image_name("dev", "peer0", &"my_cc:1.0".parse().unwrap()).unwrap();
+/// assert!(upper.starts_with("dev-peer0-my_cc-1.0-"));
+/// assert_ne!(upper, lower);
+/// ```
+pub fn image_name(
+    network_id: &str,
+    peer_id: &str,
+    chaincode: &ChaincodeName,
+) -> Result<String, ExecutorError> {
+    let container = container_name(network_id, peer_id, chaincode)?;
+    let hash = hex::encode(Sha256::digest(
+        raw_name(network_id, peer_id, chaincode).as_bytes(),
+    ));
+    let room = MAX_IMAGE_NAME - hash.len() - 1;
+    let mut readable = container.as_str();
+    if readable.len() > room {
+        // ASCII only (sanitised), so any index is a char boundary.
+        readable = readable[..room].trim_end_matches(['-', '_', '.']);
+    }
+    let image = format!("{readable}-{hash}");
+    if is_valid_name(&image) {
+        Ok(image)
+    } else {
+        Err(invalid_name(chaincode, &image))
+    }
+}
+
+fn raw_name(network_id: &str, peer_id: &str, chaincode: &ChaincodeName) -> String {
+    format!(
+        "{network_id}-{peer_id}-{}-{}",
+        chaincode.name(),
+        chaincode.version()
+    )
+}
+
+/// `^[a-z0-9]+(([._-][a-z0-9]+)+)?$`: alphanumeric runs joined by single
+/// separators, starting and ending alphanumeric.
+fn is_valid_name(name: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let bytes = name.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    alnum(first)
+        && alnum(last)
+        && bytes
+            .iter()
+            .all(|&c| alnum(c) || matches!(c, b'.' | b'_' | b'-'))
+        && bytes.windows(2).all(|w| alnum(w[0]) || alnum(w[1]))
+}
+
+/// Runs chaincodes as containers on a Docker Engine. See the module docs.
+#[derive(Debug)]
+pub struct DockerExecutor {
+    docker: Docker,
+    config: DockerConfig,
+    builds: AtomicU64,
+}
+
+impl DockerExecutor {
+    /// Connects to the engine, negotiates the API version and pings it, all
+    /// within [`DockerConfig::connect_timeout`]. An engine that cannot be
+    /// reached is [`ExecutorError::Unavailable`] saying where it was looked for.
+    pub async fn connect(config: DockerConfig) -> Result<Self, ExecutorError> {
+        let endpoint = config.endpoint.clone().unwrap_or_else(|| {
+            std::env::var("DOCKER_HOST")
+                .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
+        });
+        let unavailable = |reason: String| {
+            ExecutorError::Unavailable(format!("no Docker Engine at {endpoint}: {reason}"))
+        };
+        let docker = client(config.endpoint.as_deref()).map_err(|e| unavailable(e.to_string()))?;
+        let reach = async {
+            let docker = docker.negotiate_version().await?;
+            docker.ping().await?;
+            Ok::<_, DockerError>(docker)
+        };
+        let docker = match tokio::time::timeout(config.connect_timeout, reach).await {
+            Ok(Ok(docker)) => docker,
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no answer within {:?}",
+                    config.connect_timeout
+                )));
+            }
+        };
+        Ok(Self {
+            docker,
+            config,
+            builds: AtomicU64::new(0),
+        })
+    }
+
+    /// The settings this executor was made with.
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// The engine client (for inspection, tests and tooling).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// How many images this executor has built so far (a start that reuses
+    /// an existing image does not count).
+    pub fn builds_performed(&self) -> u64 {
+        self.builds.load(Ordering::Relaxed)
+    }
+
+    /// The container name of `chaincode` on this peer.
+    pub fn container_name(&self, chaincode: &ChaincodeName) -> Result<String, ExecutorError> {
+        container_name(&self.config.network_id, &self.config.peer_id, chaincode)
+    }
+
+    /// The image name of `chaincode` on this peer.
+    pub fn image_name(&self, chaincode: &ChaincodeName) -> Result<String, ExecutorError> {
+        image_name(&self.config.network_id, &self.config.peer_id, chaincode)
+    }
+
+    /// Removes every container labelled [`LABEL_PEER`] = this peer's id, running
+    /// or not, and returns their names. Meant for peer start-up, when no launch
+    /// owns a container yet.
+    pub async fn reap_orphans(&self) -> Result<Vec<String>, ExecutorError> {
+        let unavailable =
+            |e: DockerError| ExecutorError::Unavailable(format!("cannot reap orphans: {e}"));
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_PEER}={}", self.config.peer_id)],
+        )]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(unavailable)?;
+        let mut removed = Vec::new();
+        for container in containers {
+            let Some(id) = container.id else { continue };
+            let name = container
+                .names
+                .and_then(|names| names.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_else(|| id.clone());
+            match self
+                .docker
+                .remove_container(&id, Some(force_remove()))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+            tracing::info!(container = %name, "removed orphaned chaincode container");
+            removed.push(name);
+        }
+        Ok(removed)
+    }
+
+    /// Removes the image of `chaincode` (force; "no such image" is fine), so
+    /// that the next start builds it afresh from its package.
+    pub async fn remove_image(&self, chaincode: &ChaincodeName) -> Result<(), ExecutorError> {
+        let image = self.image_name(chaincode)?;
+        let options = RemoveImageOptions {
+            force: true,
+            noprune: false,
+        };
+        match self.docker.remove_image(&image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(ExecutorError::Stop {
+                chaincode: chaincode.to_string(),
+                reason: format!("cannot remove image {image}: {e}"),
+            }),
+        }
+    }
+
+    fn labels(&self, chaincode: &ChaincodeName) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_PEER.to_owned(), self.config.peer_id.clone()),
+            (LABEL_CCID.to_owned(), chaincode.to_string()),
+        ])
+    }
+
+    async fn start_inner(
+        &self,
+        request: StartRequest,
+        sink: EventSink,
+    ) -> Result<(), ExecutorError> {
+        let chaincode = &request.chaincode;
+        let start_err = |reason: String| ExecutorError::Start {
+            chaincode: chaincode.to_string(),
+            reason,
+        };
+        let name = self.container_name(chaincode)?;
+        let image = self.image_name(chaincode)?;
+
+        self.remove_container(chaincode, &name).await?;
+
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            cmd: Some(request.fabric_args()),
+            env: Some(
+                request
+                    .fabric_env()
+                    .into_iter()
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect(),
+            ),
+            labels: Some(self.labels(chaincode)),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.config.network_mode.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            platform: String::new(),
+        };
+        let created = match self
+            .docker
+            .create_container(Some(options.clone()), body.clone())
+            .await
+        {
+            Ok(created) => created,
+            Err(e) if is_not_found(&e) => {
+                // "No such image": build it from the package, then create again.
+                self.build_image(&request, &image, &sink).await?;
+                self.docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map_err(|e| start_err(format!("cannot create container {name}: {e}")))?
+            }
+            Err(e) => return Err(start_err(format!("cannot create container {name}: {e}"))),
+        };
+        let id = created.id;
+
+        if let Err(e) = self
+            .docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await
+        {
+            let _ = self
+                .docker
+                .remove_container(&id, Some(force_remove()))
+                .await;
+            return Err(start_err(format!("cannot start container {name}: {e}")));
+        }
+        tracing::debug!(chaincode = %chaincode, container = %name, %id, "chaincode container started");
+
+        // By id, not name: a later container of the same name is not ours.
+        let logs = tokio::spawn(follow_logs(
+            self.docker.clone(),
+            id.clone(),
+            chaincode.to_string(),
+            sink.clone(),
+        ));
+        let docker = self.docker.clone();
+        let label = chaincode.to_string();
+        tokio::spawn(async move {
+            let status = wait_exit(&docker, &id).await;
+            tracing::debug!(chaincode = %label, %status, "chaincode container ended");
+            let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
+            sink.exited(status);
+        });
+        Ok(())
+    }
+
+    /// Builds `image` from the request's code package, reporting progress.
+    async fn build_image(
+        &self,
+        request: &StartRequest,
+        image: &str,
+        sink: &EventSink,
+    ) -> Result<(), ExecutorError> {
+        let chaincode = request.chaincode.to_string();
+        let build_err = |reason: String| ExecutorError::Build {
+            chaincode: chaincode.clone(),
+            reason,
+        };
+        let context = build_context(
+            &request.code_package,
+            &request.chaincode,
+            self.config.base_image.as_deref(),
+        )?;
+        sink.send(RuntimeEventKind::Progress(format!(
+            "building image {image}"
+        )));
+        tracing::info!(chaincode = %chaincode, %image, "building chaincode image");
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile".to_owned(),
+            t: Some(image.to_owned()),
+            rm: true,
+            forcerm: true,
+            labels: Some(self.labels(&request.chaincode)),
+            ..Default::default()
+        };
+        let mut stream = self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(bytes::Bytes::from(context))),
+        );
+        let mut failure = None;
+        let mut last_step = None;
+        // The engine ends the stream when the build ends; it is as long as
+        // the build output.
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                            tracing::debug!(chaincode = %chaincode, "{line}");
+                            if line.starts_with("Step ") {
+                                last_step = Some(line.to_owned());
+                            }
+                            sink.send(RuntimeEventKind::Progress(line.to_owned()));
+                        }
+                    }
+                    let detail = info.error_detail.and_then(|d| d.message);
+                    if let Some(error) = info.error.or(detail) {
+                        failure = Some(error);
+                    }
+                }
+                Err(e) => {
+                    failure = Some(docker_text(&e));
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = failure {
+            // The builder's text, and the step it failed at for context.
+            return Err(build_err(match last_step {
+                Some(step) => format!("{reason} (at {step})"),
+                None => reason,
+            }));
+        }
+        self.builds.fetch_add(1, Ordering::Relaxed);
+        sink.send(RuntimeEventKind::Progress(format!("built image {image}")));
+        Ok(())
+    }
+
+    /// Stops (with the configured timeout) and force-removes the container
+    /// `name`; one that does not exist is fine.
+    async fn remove_container(
+        &self,
+        chaincode: &ChaincodeName,
+        name: &str,
+    ) -> Result<(), ExecutorError> {
+        let stop_err = |reason: String| ExecutorError::Stop {
+            chaincode: chaincode.to_string(),
+            reason,
+        };
+        let t = i32::try_from(self.config.stop_timeout.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptions {
+            signal: None,
+            t: Some(t),
+        };
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            // 304: already stopped.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => {}
+            Err(e) => return Err(stop_err(format!("cannot stop container {name}: {e}"))),
+        }
+        match self
+            .docker
+            .remove_container(name, Some(force_remove()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress (a concurrent reap): it goes anyway.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => Ok(()),
+            Err(e) => Err(stop_err(format!("cannot remove container {name}: {e}"))),
+        }
+    }
+}
+
+impl Executor for DockerExecutor {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    fn runtime_name(&self, chaincode: &ChaincodeName) -> String {
+        // The trait wants a plain string; an invalid name shows as the
+        // sanitised attempt, and start reports the error.
+        self.container_name(chaincode).unwrap_or_else(|_| {
+            raw_name(&self.config.network_id, &self.config.peer_id, chaincode).to_ascii_lowercase()
+        })
+    }
+
+    fn start(
+        &self,
+        request: StartRequest,
+        sink: EventSink,
+    ) -> BoxFuture<'_, Result<(), ExecutorError>> {
+        Box::pin(self.start_inner(request, sink))
+    }
+
+    fn stop<'a>(
+        &'a self,
+        chaincode: &'a ChaincodeName,
+    ) -> BoxFuture<'a, Result<(), ExecutorError>> {
+        Box::pin(async move {
+            // No valid name, so no container can have been created for it.
+            let Ok(name) = self.container_name(chaincode) else {
+                return Ok(());
+            };
+            self.remove_container(chaincode, &name).await
+        })
+    }
+}
+
+/// The engine client for `endpoint` (not yet contacted).
+fn client(endpoint: Option<&str>) -> Result<Docker, DockerError> {
+    let version = bollard::API_DEFAULT_VERSION;
+    match endpoint {
+        None => Docker::connect_with_local_defaults()
+            .map(|d| d.with_timeout(Duration::from_secs(CLIENT_TIMEOUT_SECS))),
+        Some(endpoint) => {
+            if let Some(path) = endpoint.strip_prefix("unix://") {
+                Docker::connect_with_unix(path, CLIENT_TIMEOUT_SECS, version)
+            } else if let Some(addr) = endpoint.strip_prefix("tcp://") {
+                Docker::connect_with_http(&format!("http://{addr}"), CLIENT_TIMEOUT_SECS, version)
+            } else if endpoint.starts_with("http://") {
+                Docker::connect_with_http(endpoint, CLIENT_TIMEOUT_SECS, version)
+            } else {
+                Docker::connect_with_unix(endpoint, CLIENT_TIMEOUT_SECS, version)
+            }
+        }
+    }
+}
+
+fn force_remove() -> RemoveContainerOptions {
+    RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    }
+}
+
+fn is_not_found(error: &DockerError) -> bool {
+    matches!(
+        error,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The engine's own message when there is one, else the error's text.
+fn docker_text(error: &DockerError) -> String {
+    match error {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        DockerError::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Waits for container `id` to stop and says how it ended.
+async fn wait_exit(docker: &Docker, id: &str) -> ExitStatus {
+    let options = WaitContainerOptions {
+        condition: "not-running".to_owned(),
+    };
+    let mut stream = docker.wait_container(id, Some(options));
+    match stream.next().await {
+        Some(Ok(response)) => ExitStatus::Code(response.status_code),
+        // bollard turns a non-zero exit into this error.
+        Some(Err(DockerError::DockerContainerWaitError { code, .. })) => ExitStatus::Code(code),
+        Some(Err(e)) if is_not_found(&e) => {
+            ExitStatus::Other("the container was removed before its exit was seen".to_owned())
+        }
+        Some(Err(e)) => ExitStatus::Other(format!("lost track of the container: {e}")),
+        None => ExitStatus::Other("the engine ended the wait without an exit code".to_owned()),
+    }
+}
+
+/// Follows container `id`'s stdout/stderr until it ends, line by line.
+async fn follow_logs(docker: Docker, id: String, chaincode: String, sink: EventSink) {
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let mut stream = docker.logs(&id, Some(options));
+    let mut out = LineBuffer::new(LogStream::Stdout);
+    let mut err = LineBuffer::new(LogStream::Stderr);
+    // Ends when the container stops (the engine closes the stream).
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                out.push(&message, &chaincode, &sink);
+            }
+            Ok(LogOutput::StdErr { message }) => err.push(&message, &chaincode, &sink),
+            Ok(LogOutput::StdIn { .. }) => {}
+            Err(e) => {
+                tracing::debug!(chaincode = %chaincode, error = %e, "container log stream ended");
+                break;
+            }
+        }
+    }
+    out.flush(&chaincode, &sink);
+    err.flush(&chaincode, &sink);
+}
+
+/// Reassembles lines from the chunks the engine sends.
+struct LineBuffer {
+    stream: LogStream,
+    pending: Vec<u8>,
+}
+
+impl LineBuffer {
+    fn new(stream: LogStream) -> Self {
+        Self {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], chaincode: &str, sink: &EventSink) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.emit(chaincode, sink);
+            } else {
+                self.pending.push(byte);
+                if self.pending.len() >= MAX_LINE {
+                    self.emit(chaincode, sink);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, chaincode: &str, sink: &EventSink) {
+        if !self.pending.is_empty() {
+            self.emit(chaincode, sink);
+        }
+    }
+
+    fn emit(&mut self, chaincode: &str, sink: &EventSink) {
+        if self.pending.last() == Some(&b'\r') {
+            self.pending.pop();
+        }
+        let line = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        let stream = match self.stream {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        };
+        tracing::info!(target: "chaincode", chaincode = %chaincode, stream, "{line}");
+        sink.log(self.stream, line);
+    }
+}
+
+/// The in-memory build context (an uncompressed tar) for `package`: see the
+/// module docs for its layout.
+fn build_context(
+    package: &[u8],
+    chaincode: &ChaincodeName,
+    base_image: Option<&str>,
+) -> Result<Vec<u8>, ExecutorError> {
+    let entries = package::read_entries(package, chaincode)?;
+    let build_err = |e: std::io::Error| ExecutorError::Build {
+        chaincode: chaincode.to_string(),
+        reason: format!("cannot write the build context: {e}"),
+    };
+    let executable = Path::new(package::EXECUTABLE);
+    let has_files = entries.iter().any(|entry| match entry {
+        PackageEntry::Dir(_) => true,
+        PackageEntry::File { path, .. } => path != executable,
+    });
+    let mut dockerfile = format!(
+        "FROM {}\nCOPY {} {ENTRYPOINT}\n",
+        base_image.unwrap_or("scratch"),
+        package::EXECUTABLE
+    );
+    if has_files {
+        dockerfile.push_str("COPY files/ /chaincode/\n");
+    }
+    dockerfile.push_str(&format!(
+        "WORKDIR /chaincode\nENTRYPOINT [\"{ENTRYPOINT}\"]\n"
+    ));
+
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut append = |path: &Path, mode: u32, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(data.len() as u64);
+        header.set_mtime(0);
+        tar.append_data(&mut header, path, data)
+    };
+    append(
+        Path::new("Dockerfile"),
+        0o644,
+        tar::EntryType::Regular,
+        dockerfile.as_bytes(),
+    )
+    .map_err(build_err)?;
+    let files = Path::new("files");
+    for entry in &entries {
+        match entry {
+            PackageEntry::File { path, data, .. } if path == executable => {
+                append(path, 0o755, tar::EntryType::Regular, data).map_err(build_err)?;
+            }
+            PackageEntry::File { path, mode, data } => {
+                append(&files.join(path), *mode, tar::EntryType::Regular, data)
+                    .map_err(build_err)?;
+            }
+            PackageEntry::Dir(path) => {
+                append(&files.join(path), 0o755, tar::EntryType::Directory, &[])
+                    .map_err(build_err)?;
+            }
+        }
+    }
+    tar.into_inner().map_err(build_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(text: &str) -> ChaincodeName {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn container_names_follow_fabric() {
+        assert_eq!(
+            container_name("dev", "peer0", &cc("mycc:1.0")).unwrap(),
+            "dev-peer0-mycc-1.0"
+        );
+        assert_eq!(
+            container_name("Net", "Peer0.Org1", &cc("My CC:v1+2")).unwrap(),
+            "net-peer0.org1-my-cc-v1-2"
+        );
+        assert_eq!(
+            container_name("dev", "peer0", &cc("My_CC:1.0")).unwrap(),
+            "dev-peer0-my_cc-1.0"
+        );
+    }
+
+    #[test]
+    fn invalid_container_names_are_refused_naming_the_chaincode() {
+        // Two separators in a row.
+        let err = container_name("dev", "peer0", &cc("a-:1")).unwrap_err();
+        match err {
+            ExecutorError::Start { chaincode, reason } => {
+                assert_eq!(chaincode, "a-:1");
+                assert!(reason.contains("dev-peer0-a--1"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Ends with a separator; non-ASCII becomes '-' and is refused.
+        assert!(container_name("dev", "peer0", &cc("a:1.")).is_err());
+        assert!(container_name("dev", "", &cc("a:1")).is_err());
+        assert!(container_name("dev", "peer0", &cc("é:1")).is_err());
+    }
+
+    #[test]
+    fn image_names_do_not_collide_when_names_differ_only_in_case() {
+        let upper = image_name("dev", "peer0", &cc("My_CC:1.0")).unwrap();
+        let lower = image_name("dev", "peer0", &cc("my_cc:1.0")).unwrap();
+        assert_ne!(upper, lower);
+        // The readable part is the container name; the suffix the hash of
+        // the unsanitised name.
+        let hash = hex::encode(Sha256::digest(b"dev-peer0-My_CC-1.0"));
+        assert_eq!(upper, format!("dev-peer0-my_cc-1.0-{hash}"));
+        // Sanitising also merges ':' and ' ' into '-': still distinct images.
+        let a = image_name("dev", "peer0", &cc("a b:1")).unwrap();
+        let b = image_name("dev", "peer0", &cc("a-b:1")).unwrap();
+        assert_ne!(a, b);
+        assert!(is_valid_name(&a) && is_valid_name(&b));
+    }
+
+    #[test]
+    fn long_image_names_stay_valid_and_keep_the_hash() {
+        let long = "x".repeat(300);
+        let image = image_name("dev", "peer0", &cc(&format!("{long}:1"))).unwrap();
+        assert!(image.len() <= MAX_IMAGE_NAME, "{}", image.len());
+        assert!(is_valid_name(&image));
+        let other = image_name("dev", "peer0", &cc(&format!("{long}:2"))).unwrap();
+        assert_ne!(image, other);
+    }
+
+    #[test]
+    fn name_regex() {
+        for ok in ["a", "a1", "a.b", "a-b_c.d", "0-0"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a--b", "a._b", "A", "a b", "a/b"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn build_context_layout() {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (path, data) in [("chaincode", &b"exe"[..]), ("conf/a.toml", &b"a"[..])] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let package = builder.into_inner().unwrap().finish().unwrap();
+        let context = build_context(&package, &cc("kv:1.0"), Some("alpine:3")).unwrap();
+        let mut archive = tar::Archive::new(context.as_slice());
+        let mut seen = HashMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mode = entry.header().mode().unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            seen.insert(path, (mode, text));
+        }
+        let dockerfile = &seen["Dockerfile"].1;
+        assert!(dockerfile.starts_with("FROM alpine:3\n"), "{dockerfile}");
+        assert!(dockerfile.contains("COPY chaincode /usr/local/bin/chaincode\n"));
+        assert!(dockerfile.contains("COPY files/ /chaincode/\n"));
+        assert!(dockerfile.ends_with("ENTRYPOINT [\"/usr/local/bin/chaincode\"]\n"));
+        assert_eq!(seen["chaincode"], (0o755, "exe".to_owned()));
+        assert_eq!(seen["files/conf/a.toml"].1, "a");
+    }
+
+    #[test]
+    fn build_context_of_a_package_without_binary_is_refused() {
+        let err = build_context(b"not a package", &cc("kv:1.0"), None).unwrap_err();
+        assert!(
+            matches!(err, ExecutorError::BadPackage { ref chaincode, .. } if chaincode == "kv:1.0"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_reassembled_from_chunks() {
+        let (sink, mut rx) = EventSink::channel(crate::Generation(1));
+        let mut buffer = LineBuffer::new(LogStream::Stdout);
+        buffer.push(b"hel", "cc:1", &sink);
+        buffer.push(b"lo\r\nwor", "cc:1", &sink);
+        buffer.push(b"ld", "cc:1", &sink);
+        buffer.flush("cc:1", &sink);
+        let lines: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                RuntimeEventKind::Log {
+                    stream: LogStream::Stdout,
+                    line: "hello".into()
+                },
+                RuntimeEventKind::Log {
+                    stream: LogStream::Stdout,
+                    line: "world".into()
+                },
+            ]
+        );
+    }
+}

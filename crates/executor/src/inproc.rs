@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{EventSink, ExitStatus, Executor, ExecutorError, StartRequest};
+use crate::{EventSink, Executor, ExecutorError, ExitStatus, StartRequest};
 
 /// A stream of chaincode messages, in either direction.
 pub type MessageStream =
@@ -116,7 +116,11 @@ impl Executor for InprocExecutor {
         format!("inproc-{chaincode}")
     }
 
-    fn start(&self, request: StartRequest, sink: EventSink) -> BoxFuture<'_, Result<(), ExecutorError>> {
+    fn start(
+        &self,
+        request: StartRequest,
+        sink: EventSink,
+    ) -> BoxFuture<'_, Result<(), ExecutorError>> {
         Box::pin(async move {
             let chaincode = request.chaincode.clone();
             let factory = self
@@ -136,7 +140,9 @@ impl Executor for InprocExecutor {
             let inbound: MessageStream = Box::pin(ReceiverStream::new(from_chaincode).map(Ok));
             let from_peer = connector.connect(inbound);
             let name = chaincode.clone();
-            let shim = tokio::spawn(chaincode_shim::serve_stream(instance, name, to_peer, from_peer));
+            let shim = tokio::spawn(chaincode_shim::serve_stream(
+                instance, name, to_peer, from_peer,
+            ));
             let shim_handle = shim.abort_handle();
             // The watcher turns however the shim task ends — returned,
             // panicked, or aborted by stop — into one exit report.
@@ -163,7 +169,10 @@ impl Executor for InprocExecutor {
         })
     }
 
-    fn stop<'a>(&'a self, chaincode: &'a ChaincodeName) -> BoxFuture<'a, Result<(), ExecutorError>> {
+    fn stop<'a>(
+        &'a self,
+        chaincode: &'a ChaincodeName,
+    ) -> BoxFuture<'a, Result<(), ExecutorError>> {
         Box::pin(async move {
             let running = self.running.lock().remove(chaincode);
             if let Some(Running { shim, watcher }) = running {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 pub mod dev;
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod inproc;
 pub mod package;
 pub mod process;
 
@@ -67,7 +68,10 @@ impl StartRequest {
     /// The environment Fabric gives every chaincode, followed by [`Self::env`].
     pub fn fabric_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("CORE_CHAINCODE_ID_NAME".to_owned(), self.chaincode.to_string()),
+            (
+                "CORE_CHAINCODE_ID_NAME".to_owned(),
+                self.chaincode.to_string(),
+            ),
             ("CORE_PEER_TLS_ENABLED".to_owned(), "false".to_owned()),
             ("CORE_PEER_ADDRESS".to_owned(), self.peer_address.clone()),
         ];
@@ -233,6 +237,14 @@ pub enum ExecutorError {
     /// The backend itself is unusable (no Docker Engine reachable, ...).
     #[error("executor unavailable: {0}")]
     Unavailable(String),
+    /// A chaincode of that name is already registered (inproc registry).
+    #[error("{kind} chaincode {chaincode} is already registered")]
+    AlreadyRegistered {
+        /// The backend.
+        kind: &'static str,
+        /// The name.
+        chaincode: String,
+    },
     /// The backend has no chaincode of that name (inproc registry).
     #[error("no {kind} chaincode named {chaincode}")]
     UnknownChaincode {
@@ -261,5 +273,6 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Stops the runtime of `chaincode` (whatever generation runs) and
     /// removes what was created for it. Already gone is success.
-    fn stop<'a>(&'a self, chaincode: &'a ChaincodeName) -> BoxFuture<'a, Result<(), ExecutorError>>;
+    fn stop<'a>(&'a self, chaincode: &'a ChaincodeName)
+    -> BoxFuture<'a, Result<(), ExecutorError>>;
 }

@@ -1,1 +1,463 @@
-//! Process backend (being written).
+//! The process backend: the chaincode executable from the code package runs
+//! as a local child process.
+//!
+//! # Expected flow
+//!
+//! 1. [`Executor::start`](crate::Executor::start) stops whatever this executor
+//!    still runs for the chaincode, removes a stale runtime directory
+//!    `{work_dir}/{runtime_name}`, unpacks the code package into it (see
+//!    [`crate::package`] for the layout and what is refused) and spawns
+//!    `{dir}/chaincode -peer.address=HOST:PORT` with the directory as its
+//!    working directory, in a process group of its own, stdin from
+//!    `/dev/null`.
+//! 2. The environment is clean: only `PATH` and `HOME` are kept from the
+//!    peer's own environment (so that the peer's secrets and settings do not
+//!    leak into chaincode), then [`StartRequest::fabric_env`] is added.
+//! 3. Every line on stdout/stderr becomes a `tracing` event (target
+//!    `chaincode`, fields `chaincode` = `name:version` and `stream`) and a
+//!    [`RuntimeEventKind::Log`](crate::RuntimeEventKind::Log) on the sink;
+//!    when the process ends, the sink gets
+//!    [`Exited`](crate::RuntimeEventKind::Exited) with
+//!    [`ExitStatus::Code`] or [`ExitStatus::Signal`], after its last lines.
+//!
+//! # Stop
+//!
+//! [`Executor::stop`](crate::Executor::stop) sends SIGTERM to the process
+//! group, waits up to [`ProcessConfig::stop_grace`] for the exit, then sends
+//! SIGKILL to the group (which also takes any process the chaincode started),
+//! and removes the runtime directory. Stopping a chaincode that was never
+//! started or has already exited is success.
+//!
+//! Dropping the executor SIGKILLs every process group it still runs.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use executor::process::{ProcessConfig, ProcessExecutor};
+//! use executor::{EventSink, Executor, Generation, StartRequest, package};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let executor = ProcessExecutor::new(ProcessConfig::default());
+//! let chaincode = "kv:1.0".parse()?;
+//! let request = StartRequest {
+//!     chaincode,
+//!     generation: Generation::default(),
+//!     code_package: package::package_binary("target/release/kv".as_ref())?,
+//!     peer_address: "127.0.0.1:7052".into(),
+//!     env: vec![],
+//! };
+//! let (sink, mut events) = EventSink::channel(request.generation);
+//! executor.start(request.clone(), sink).await?;
+//! executor.stop(&request.chaincode).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use chaincode_proto::ChaincodeName;
+use futures::future::BoxFuture;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::{EventSink, Executor, ExecutorError, ExitStatus, LogStream, StartRequest, package};
+
+/// Longest line passed on as one log event; longer output is split.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// How long the last output of an exited process may take to drain before
+/// the exit is reported anyway (a grandchild may hold the pipes open).
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long to wait for the exit after SIGKILL before giving up.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Variables kept from the peer's environment; everything else is dropped.
+const KEPT_ENV: [&str; 2] = ["PATH", "HOME"];
+
+/// Settings of the [`ProcessExecutor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// Directory under which each chaincode gets its runtime directory
+    /// (`{work_dir}/{runtime_name}`); created if missing.
+    pub work_dir: PathBuf,
+    /// How long a chaincode has to exit after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+}
+
+impl Default for ProcessConfig {
+    /// `work_dir` = `$TMPDIR/cclaunch-process-<peer pid>`, `stop_grace` = 5 s.
+    fn default() -> Self {
+        Self {
+            work_dir: std::env::temp_dir().join(format!("cclaunch-process-{}", std::process::id())),
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One chaincode process this executor started.
+#[derive(Debug)]
+struct Running {
+    /// The process id, which is also its process group id.
+    pgid: Pid,
+    /// The runtime directory the package was unpacked into.
+    dir: PathBuf,
+    /// `Some` once the process has been reaped.
+    exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+/// Runs chaincode executables as local child processes. See the module docs.
+#[derive(Debug)]
+pub struct ProcessExecutor {
+    config: ProcessConfig,
+    running: Mutex<HashMap<ChaincodeName, Running>>,
+}
+
+impl ProcessExecutor {
+    /// An executor with these settings. Nothing is created until a start.
+    pub fn new(config: ProcessConfig) -> Self {
+        Self {
+            config,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The settings this executor was made with.
+    pub fn config(&self) -> &ProcessConfig {
+        &self.config
+    }
+
+    /// The process id (and process group id) of the running process of
+    /// `chaincode`, if this executor started one that has not been stopped.
+    pub fn pid(&self, chaincode: &ChaincodeName) -> Option<u32> {
+        self.running
+            .lock()
+            .get(chaincode)
+            .and_then(|r| u32::try_from(r.pgid.as_raw()).ok())
+    }
+
+    /// The runtime directory of `chaincode`.
+    pub fn runtime_dir(&self, chaincode: &ChaincodeName) -> PathBuf {
+        self.config.work_dir.join(runtime_name(chaincode))
+    }
+
+    async fn start_inner(
+        &self,
+        mut request: StartRequest,
+        sink: EventSink,
+    ) -> Result<(), ExecutorError> {
+        let chaincode = request.chaincode.clone();
+        let start_err = |reason: String| ExecutorError::Start {
+            chaincode: chaincode.to_string(),
+            reason,
+        };
+
+        // A runtime still registered here is stale (the driver never overlaps
+        // start and stop of one chaincode): take it down first.
+        self.stop_inner(&chaincode).await?;
+
+        let dir = self.runtime_dir(&chaincode);
+        // Moved out: the package can be large and is needed only here.
+        let package = std::mem::take(&mut request.code_package);
+        let unpack_dir = dir.clone();
+        let unpack_cc = chaincode.clone();
+        let executable = tokio::task::spawn_blocking(move || {
+            remove_dir(&unpack_dir).map_err(|e| ExecutorError::Start {
+                chaincode: unpack_cc.to_string(),
+                reason: format!(
+                    "cannot remove stale directory {}: {e}",
+                    unpack_dir.display()
+                ),
+            })?;
+            package::unpack(&package, &unpack_dir, &unpack_cc)
+        })
+        .await
+        .map_err(|e| start_err(format!("unpacking task failed: {e}")))?;
+        let executable = match executable {
+            Ok(exe) => exe,
+            Err(err) => {
+                // Leave nothing half-written behind.
+                let _ = remove_dir(&dir);
+                return Err(err);
+            }
+        };
+
+        let mut command = Command::new(&executable);
+        command
+            .args(request.fabric_args())
+            .current_dir(&dir)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        for key in KEPT_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        command.envs(request.fabric_env());
+
+        let mut child = match spawn_retrying(&mut command).await {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = remove_dir(&dir);
+                return Err(start_err(format!(
+                    "cannot spawn {}: {e}",
+                    executable.display()
+                )));
+            }
+        };
+        let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+            let _ = remove_dir(&dir);
+            return Err(start_err(
+                "the process exited before its pid was known".to_owned(),
+            ));
+        };
+        let pgid = Pid::from_raw(pid);
+        tracing::debug!(chaincode = %chaincode, pid, dir = %dir.display(), "chaincode process spawned");
+
+        let label = chaincode.to_string();
+        let stdout = child.stdout.take().map(|out| {
+            tokio::spawn(forward_lines(
+                out,
+                LogStream::Stdout,
+                label.clone(),
+                sink.clone(),
+            ))
+        });
+        let stderr = child.stderr.take().map(|err| {
+            tokio::spawn(forward_lines(
+                err,
+                LogStream::Stderr,
+                label.clone(),
+                sink.clone(),
+            ))
+        });
+
+        let (exit_tx, exit_rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) => ExitStatus::Code(i64::from(code)),
+                    (None, Some(signal)) => ExitStatus::Signal(signal),
+                    (None, None) => ExitStatus::Other(format!("ended: {status}")),
+                },
+                Err(e) => ExitStatus::Other(format!("could not wait for the process: {e}")),
+            };
+            tracing::debug!(chaincode = %label, %status, "chaincode process ended");
+            let _ = exit_tx.send(Some(status.clone()));
+            // Report the last lines before the exit, but do not wait forever
+            // for pipes a grandchild may still hold.
+            for reader in [stdout, stderr].into_iter().flatten() {
+                let _ = tokio::time::timeout(LOG_DRAIN, reader).await;
+            }
+            sink.exited(status);
+        });
+
+        self.running.lock().insert(
+            chaincode,
+            Running {
+                pgid,
+                dir,
+                exit: exit_rx,
+            },
+        );
+        Ok(())
+    }
+
+    async fn stop_inner(&self, chaincode: &ChaincodeName) -> Result<(), ExecutorError> {
+        let stop_err = |reason: String| ExecutorError::Stop {
+            chaincode: chaincode.to_string(),
+            reason,
+        };
+        let taken = self.running.lock().remove(chaincode);
+        let dir = match taken {
+            None => self.runtime_dir(chaincode),
+            Some(mut running) => {
+                let exited = running.exit.borrow().is_some();
+                if !exited {
+                    signal_group(running.pgid, Signal::SIGTERM)
+                        .map_err(|e| stop_err(format!("SIGTERM failed: {e}")))?;
+                    let graceful = tokio::time::timeout(
+                        self.config.stop_grace,
+                        running.exit.wait_for(Option::is_some),
+                    )
+                    .await;
+                    if graceful.is_err() {
+                        tracing::info!(
+                            chaincode = %chaincode,
+                            grace = ?self.config.stop_grace,
+                            "chaincode ignored SIGTERM; sending SIGKILL"
+                        );
+                    }
+                }
+                // SIGKILL the group in every case: it also takes down whatever
+                // the chaincode started and left behind.
+                signal_group(running.pgid, Signal::SIGKILL)
+                    .map_err(|e| stop_err(format!("SIGKILL failed: {e}")))?;
+                if tokio::time::timeout(KILL_WAIT, running.exit.wait_for(Option::is_some))
+                    .await
+                    .is_err()
+                {
+                    return Err(stop_err(format!(
+                        "process {} still running {KILL_WAIT:?} after SIGKILL",
+                        running.pgid
+                    )));
+                }
+                running.dir
+            }
+        };
+        let remove = dir.clone();
+        tokio::task::spawn_blocking(move || remove_dir(&remove))
+            .await
+            .map_err(|e| stop_err(format!("cleanup task failed: {e}")))?
+            .map_err(|e| stop_err(format!("cannot remove {}: {e}", dir.display())))
+    }
+}
+
+impl Drop for ProcessExecutor {
+    fn drop(&mut self) {
+        for (chaincode, running) in self.running.get_mut().drain() {
+            if let Err(e) = signal_group(running.pgid, Signal::SIGKILL) {
+                tracing::warn!(chaincode = %chaincode, error = %e, "could not kill chaincode process group");
+            }
+            let _ = remove_dir(&running.dir);
+        }
+    }
+}
+
+impl Executor for ProcessExecutor {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    fn runtime_name(&self, chaincode: &ChaincodeName) -> String {
+        runtime_name(chaincode)
+    }
+
+    fn start(
+        &self,
+        request: StartRequest,
+        sink: EventSink,
+    ) -> BoxFuture<'_, Result<(), ExecutorError>> {
+        Box::pin(self.start_inner(request, sink))
+    }
+
+    fn stop<'a>(
+        &'a self,
+        chaincode: &'a ChaincodeName,
+    ) -> BoxFuture<'a, Result<(), ExecutorError>> {
+        Box::pin(self.stop_inner(chaincode))
+    }
+}
+
+/// The runtime directory name of `chaincode`: `name-version` with every
+/// character outside `[A-Za-z0-9._-]` replaced by `-`, then `-` and the first
+/// 8 hex digits of the sha256 of `name:version`, so that names the
+/// replacement makes equal (`a-b:1` and `a:b-1`) still get distinct
+/// directories.
+///
+/// ```
+/// let cc = "my cc:1.0".parse().unwrap();
+/// let name = executor::process::runtime_name(&cc);
+/// assert!(name.starts_with("my-cc-1.0-"), "{name}");
+/// ```
+pub fn runtime_name(chaincode: &ChaincodeName) -> String {
+    let readable: String = format!("{}-{}", chaincode.name(), chaincode.version())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let digest = Sha256::digest(chaincode.to_string().as_bytes());
+    format!("{readable}-{}", &hex::encode(digest)[..8])
+}
+
+/// Spawns, retrying a few times on ETXTBSY: the executable was just written,
+/// and a fork elsewhere in this process may briefly hold its write descriptor.
+async fn spawn_retrying(command: &mut Command) -> io::Result<tokio::process::Child> {
+    let mut delay = Duration::from_millis(10);
+    for _ in 0..6 {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(Errno::ETXTBSY as i32) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    command.spawn()
+}
+
+/// Sends `signal` to the process group; a group that no longer exists is fine.
+fn signal_group(pgid: Pid, signal: Signal) -> Result<(), Errno> {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a directory tree; one that does not exist is fine.
+fn remove_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Passes each line of `output` to tracing and the sink, until end of file.
+async fn forward_lines(
+    output: impl AsyncRead + Unpin,
+    stream: LogStream,
+    chaincode: String,
+    sink: EventSink,
+) {
+    let stream_name = match stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    };
+    let mut reader = BufReader::new(output);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // take() bounds one line's memory; a longer line arrives in pieces.
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
+            Ok(0) => break,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                let line = String::from_utf8_lossy(&buf);
+                tracing::info!(target: "chaincode", chaincode = %chaincode, stream = stream_name, "{line}");
+                sink.log(stream, line.into_owned());
+            }
+            Err(e) => {
+                tracing::debug!(chaincode = %chaincode, stream = stream_name, error = %e, "output closed");
+                break;
+            }
+        }
+    }
+}

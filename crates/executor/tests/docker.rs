@@ -1,0 +1,496 @@
+//! The docker backend against the real Docker Engine.
+//!
+//! Skipped (with a notice) when no engine is reachable, unless
+//! `CCLAUNCH_REQUIRE_DOCKER=1`. Each test uses its own peer id, so tests run
+//! in parallel without touching each other's containers and images, and a
+//! guard removes what the test made even when it fails.
+#![cfg(feature = "docker")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
+use common::{TestPeer, WAIT, next_exit, next_matching};
+use executor::docker::{DockerConfig, DockerExecutor, LABEL_CCID, LABEL_PEER};
+use executor::{
+    EventSink, Executor, ExecutorError, ExitStatus, Generation, RuntimeEventKind, StartRequest,
+    package,
+};
+
+fn config(peer_id: &str) -> DockerConfig {
+    DockerConfig {
+        peer_id: peer_id.to_owned(),
+        network_id: "cctest".to_owned(),
+        // Short: a chaincode without a SIGTERM handler is PID 1 in its
+        // container and ignores SIGTERM, so stop waits this long.
+        stop_timeout: Duration::from_secs(1),
+        ..DockerConfig::default()
+    }
+}
+
+/// A peer id no other test (or test run) uses.
+fn unique_peer(test: &str) -> String {
+    format!("p{}-{test}", std::process::id())
+}
+
+/// The executor, or `None` (after a notice) when no engine is reachable and
+/// the engine is not required.
+async fn engine(peer_id: &str) -> Option<DockerExecutor> {
+    match DockerExecutor::connect(config(peer_id)).await {
+        Ok(executor) => Some(executor),
+        Err(e) if std::env::var("CCLAUNCH_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+            panic!("CCLAUNCH_REQUIRE_DOCKER=1 but no Docker engine: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: no Docker engine: {e}");
+            None
+        }
+    }
+}
+
+/// Removes every container and image labelled with the peer id when dropped
+/// (also when the test panics). Runs on its own thread and runtime because
+/// drop cannot await.
+struct Cleanup {
+    peer_id: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let peer_id = self.peer_id.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let Ok(executor) = DockerExecutor::connect(config(&peer_id)).await else {
+                    return;
+                };
+                let _ = executor.reap_orphans().await;
+                let filters =
+                    HashMap::from([("label".to_owned(), vec![format!("{LABEL_PEER}={peer_id}")])]);
+                let images = executor
+                    .client()
+                    .list_images(Some(ListImagesOptions {
+                        all: true,
+                        filters: Some(filters),
+                        ..Default::default()
+                    }))
+                    .await
+                    .unwrap_or_default();
+                for image in images {
+                    let options = RemoveImageOptions {
+                        force: true,
+                        noprune: false,
+                    };
+                    let _ = executor
+                        .client()
+                        .remove_image(&image.id, Some(options), None)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn request(name: &str, code_package: Vec<u8>, peer: &str, generation: u64) -> StartRequest {
+    StartRequest {
+        chaincode: name.parse().unwrap(),
+        generation: Generation(generation),
+        code_package,
+        peer_address: peer.to_owned(),
+        env: Vec::new(),
+    }
+}
+
+fn script_package(text: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("script");
+    fs::write(&path, text).unwrap();
+    package::package_binary(&path).unwrap()
+}
+
+async fn container_exists(executor: &DockerExecutor, name_or_id: &str) -> bool {
+    match executor
+        .client()
+        .inspect_container(
+            name_or_id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+    {
+        Ok(_) => true,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => false,
+        Err(e) => panic!("inspect {name_or_id}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_unavailable_quickly() {
+    let started = Instant::now();
+    let missing = DockerConfig {
+        endpoint: Some("unix:///nonexistent.sock".to_owned()),
+        ..config("unreachable")
+    };
+    let err = DockerExecutor::connect(missing).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    match err {
+        ExecutorError::Unavailable(reason) => {
+            assert!(reason.contains("/nonexistent.sock"), "{reason}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    // A TCP endpoint that accepts but never answers: the connect timeout bounds it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_config = DockerConfig {
+        endpoint: Some(format!("tcp://{}", silent.local_addr().unwrap())),
+        connect_timeout: Duration::from_millis(500),
+        ..config("silent")
+    };
+    let started = Instant::now();
+    let err = DockerExecutor::connect(silent_config).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, ExecutorError::Unavailable(reason) if reason.contains("no answer within")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_package_without_a_binary_is_refused() {
+    let peer_id = unique_peer("nobinary");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    // A valid tar.gz holding no `chaincode`.
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "README", &b"hello"[..])
+        .unwrap();
+    let package = builder.into_inner().unwrap().finish().unwrap();
+
+    let req = request("nobin:1.0", package, "127.0.0.1:1", 1);
+    let (sink, _rx) = EventSink::channel(req.generation);
+    let err = executor.start(req.clone(), sink).await.unwrap_err();
+    match err {
+        ExecutorError::BadPackage { chaincode, reason } => {
+            assert_eq!(chaincode, "nobin:1.0");
+            assert!(reason.contains("no executable"), "{reason}");
+        }
+        other => panic!("expected BadPackage, got {other:?}"),
+    }
+    assert_eq!(executor.builds_performed(), 0);
+    let name = executor.container_name(&req.chaincode).unwrap();
+    assert!(!container_exists(&executor, &name).await);
+
+    // Stop is idempotent: never started, and a name no container can have.
+    executor.stop(&req.chaincode).await.unwrap();
+    executor.stop(&"a-:1".parse().unwrap()).await.unwrap();
+    // Starting under a name Docker would refuse is a clear Start error.
+    let invalid = request("a-:1", script_package("#!/bin/sh\n"), "127.0.0.1:1", 1);
+    let (sink, _rx) = EventSink::channel(invalid.generation);
+    let err = executor.start(invalid, sink).await.unwrap_err();
+    assert!(
+        matches!(&err, ExecutorError::Start { chaincode, reason } if chaincode == "a-:1" && reason.contains("is not valid")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_build_reports_the_builders_text() {
+    let peer_id = unique_peer("badbase");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    // No registry is reachable and this base image does not exist locally.
+    let executor = DockerExecutor::connect(DockerConfig {
+        base_image: Some("cclaunch-test-no-such-base:0".to_owned()),
+        ..executor.config().clone()
+    })
+    .await
+    .unwrap();
+    let req = request(
+        "badbase:1.0",
+        script_package("#!/bin/sh\n"),
+        "127.0.0.1:1",
+        1,
+    );
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    let err = tokio::time::timeout(WAIT, executor.start(req.clone(), sink))
+        .await
+        .expect("the build did not end")
+        .unwrap_err();
+    match err {
+        ExecutorError::Build { chaincode, reason } => {
+            assert_eq!(chaincode, "badbase:1.0");
+            // The builder's own words first (they depend on the registry
+            // setup), then the step that failed.
+            let (builder_text, step) = reason.split_once(" (at Step ").expect(&reason);
+            assert!(!builder_text.trim().is_empty(), "{reason}");
+            assert!(!builder_text.contains("Docker stream error"), "{reason}");
+            assert!(
+                step.contains("FROM cclaunch-test-no-such-base:0"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Build, got {other:?}"),
+    }
+    assert_eq!(executor.builds_performed(), 0);
+    let progress = next_matching(&mut rx, "build progress", WAIT, |k| {
+        matches!(k, RuntimeEventKind::Progress(_))
+    })
+    .await;
+    assert!(
+        matches!(progress.kind, RuntimeEventKind::Progress(text) if text.starts_with("building image"))
+    );
+}
+
+/// The static `kv` sample, packaged.
+async fn sample_package(bin: &'static str) -> Vec<u8> {
+    let path = tokio::task::spawn_blocking(move || chaincode_samples::static_sample(bin))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("static sample {bin}: {e}"));
+    package::package_binary(&path).unwrap()
+}
+
+async fn container_id(executor: &DockerExecutor, name: &str) -> String {
+    executor
+        .client()
+        .inspect_container(
+            name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap()
+        .id
+        .unwrap()
+}
+
+#[tokio::test]
+async fn kv_registers_from_a_container_and_a_second_start_reuses_the_image() {
+    let peer_id = unique_peer("kv");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let mut peer = TestPeer::start().await;
+    let package = sample_package("kv").await;
+
+    let first = request("kv:1.0", package.clone(), &peer.address, 1);
+    let (sink, mut rx) = EventSink::channel(first.generation);
+    executor.start(first.clone(), sink).await.unwrap();
+    assert_eq!(peer.next_register(WAIT).await, "kv:1.0");
+    assert_eq!(executor.builds_performed(), 1);
+    let progress = next_matching(
+        &mut rx,
+        "build progress",
+        WAIT,
+        |k| matches!(k, RuntimeEventKind::Progress(text) if text.starts_with("building image")),
+    )
+    .await;
+    assert_eq!(progress.generation, Generation(1));
+
+    // Named and labelled as documented.
+    let name = executor.container_name(&first.chaincode).unwrap();
+    assert_eq!(name, format!("cctest-{peer_id}-kv-1.0"));
+    let inspect = executor
+        .client()
+        .inspect_container(
+            &name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let labels = inspect.config.as_ref().unwrap().labels.clone().unwrap();
+    assert_eq!(labels[LABEL_PEER], peer_id);
+    assert_eq!(labels[LABEL_CCID], "kv:1.0");
+    assert_eq!(
+        inspect.config.unwrap().image.unwrap(),
+        executor.image_name(&first.chaincode).unwrap()
+    );
+
+    executor.stop(&first.chaincode).await.unwrap();
+    assert!(
+        !container_exists(&executor, &name).await,
+        "container left after stop"
+    );
+    assert!(matches!(next_exit(&mut rx).await, ExitStatus::Code(_)));
+    // Idempotent.
+    executor.stop(&first.chaincode).await.unwrap();
+
+    // Same chaincode again: the image exists, so no build.
+    let second = request("kv:1.0", package, &peer.address, 2);
+    let (sink, mut rx) = EventSink::channel(second.generation);
+    executor.start(second.clone(), sink).await.unwrap();
+    assert_eq!(peer.next_register(WAIT).await, "kv:1.0");
+    assert_eq!(
+        executor.builds_performed(),
+        1,
+        "the second start rebuilt the image"
+    );
+    executor.stop(&second.chaincode).await.unwrap();
+    assert!(!container_exists(&executor, &name).await);
+    let mut events = Vec::new();
+    loop {
+        let event = next_matching(&mut rx, "the second exit", WAIT, |_| true).await;
+        if matches!(event.kind, RuntimeEventKind::Exited(_)) {
+            break;
+        }
+        events.push(event.kind);
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|k| matches!(k, RuntimeEventKind::Progress(_))),
+        "build progress on the second start: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_crashing_container_reports_its_exit_code() {
+    let peer_id = unique_peer("crash");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let peer = TestPeer::start().await;
+    let mut req = request(
+        "faulty:1.0",
+        sample_package("faulty").await,
+        &peer.address,
+        1,
+    );
+    req.env
+        .push(("FAULTY_MODE".to_owned(), "crash-before-register".to_owned()));
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    executor.start(req.clone(), sink).await.unwrap();
+    assert_eq!(next_exit(&mut rx).await, ExitStatus::Code(3));
+    // The exited container is still there until stopped; stop removes it.
+    let name = executor.container_name(&req.chaincode).unwrap();
+    assert!(container_exists(&executor, &name).await);
+    executor.stop(&req.chaincode).await.unwrap();
+    assert!(!container_exists(&executor, &name).await);
+}
+
+#[tokio::test]
+async fn a_stale_container_of_the_same_name_is_replaced() {
+    let peer_id = unique_peer("stale");
+    let Some(earlier) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let mut peer = TestPeer::start().await;
+    let package = sample_package("kv").await;
+    let req = request("kv:1.0", package, &peer.address, 1);
+
+    // An earlier peer run left its container running.
+    let (sink, mut old_rx) = EventSink::channel(req.generation);
+    earlier.start(req.clone(), sink).await.unwrap();
+    assert_eq!(peer.next_register(WAIT).await, "kv:1.0");
+    let name = earlier.container_name(&req.chaincode).unwrap();
+    let old_id = container_id(&earlier, &name).await;
+
+    // The restarted peer starts the same chaincode.
+    let restarted = engine(&peer_id).await.unwrap();
+    let again = StartRequest {
+        generation: Generation(2),
+        ..req.clone()
+    };
+    let (sink, _rx) = EventSink::channel(again.generation);
+    restarted.start(again, sink).await.unwrap();
+    assert_eq!(peer.next_register(WAIT).await, "kv:1.0");
+    assert_eq!(
+        restarted.builds_performed(),
+        0,
+        "the image should be reused"
+    );
+    let new_id = container_id(&restarted, &name).await;
+    assert_ne!(old_id, new_id);
+    assert!(
+        !container_exists(&restarted, &old_id).await,
+        "stale container survived"
+    );
+    assert!(matches!(next_exit(&mut old_rx).await, ExitStatus::Code(_)));
+
+    restarted.stop(&req.chaincode).await.unwrap();
+    assert!(!container_exists(&restarted, &name).await);
+}
+
+#[tokio::test]
+async fn orphans_labelled_with_the_peer_id_are_reaped() {
+    let peer_id = unique_peer("orphan");
+    let other_id = unique_peer("orphan-other");
+    let (Some(crashed), Some(other)) = (engine(&peer_id).await, engine(&other_id).await) else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let _cleanup_other = Cleanup {
+        peer_id: other_id.clone(),
+    };
+    let mut peer = TestPeer::start().await;
+    let package = sample_package("kv").await;
+
+    // This peer's container, left behind by a "crashed" peer run, and
+    // another peer's container, which must survive.
+    let mine = request("kv:1.0", package.clone(), &peer.address, 1);
+    let (sink, mut rx) = EventSink::channel(mine.generation);
+    crashed.start(mine.clone(), sink).await.unwrap();
+    assert_eq!(peer.next_register(WAIT).await, "kv:1.0");
+    let theirs = request("kv:1.0", package, &peer.address, 1);
+    let (sink, _other_rx) = EventSink::channel(theirs.generation);
+    other.start(theirs.clone(), sink).await.unwrap();
+    assert_eq!(peer.next_register(WAIT).await, "kv:1.0");
+
+    let restarted = engine(&peer_id).await.unwrap();
+    let mine_name = restarted.container_name(&mine.chaincode).unwrap();
+    let theirs_name = other.container_name(&theirs.chaincode).unwrap();
+    let reaped = restarted.reap_orphans().await.unwrap();
+    assert_eq!(reaped, vec![mine_name.clone()]);
+    assert!(!container_exists(&restarted, &mine_name).await);
+    assert!(container_exists(&restarted, &theirs_name).await);
+    assert!(matches!(next_exit(&mut rx).await, ExitStatus::Code(_)));
+    // Nothing left to reap.
+    assert_eq!(
+        restarted.reap_orphans().await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    other.stop(&theirs.chaincode).await.unwrap();
+}
