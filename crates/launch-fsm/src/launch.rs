@@ -128,11 +128,10 @@ impl Launch {
     /// Feeds one input. An illegal input is refused and changes nothing.
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<(), Rejected> {
         let signal = self.check(&input)?;
-        let (next, output) =
-            table::step(self.phase, signal).ok_or(Rejected::Unexpected {
-                phase: self.phase,
-                input: input.kind(),
-            })?;
+        let (next, output) = table::step(self.phase, signal).ok_or(Rejected::Unexpected {
+            phase: self.phase,
+            input: input.kind(),
+        })?;
         let now = self.advance(now);
         if let Input::Stop { waiter } = input {
             self.stop_waiters.push(waiter);
@@ -280,8 +279,12 @@ impl Launch {
                 self.waiters.push(waiter);
                 let generation = self.generation;
                 match output {
-                    Output::BeginResolve => self.actions.push_back(Action::ResolveSpec { generation }),
-                    Output::BeginStart => self.actions.push_back(Action::StartRuntime { generation }),
+                    Output::BeginResolve => {
+                        self.actions.push_back(Action::ResolveSpec { generation })
+                    }
+                    Output::BeginStart => {
+                        self.actions.push_back(Action::StartRuntime { generation })
+                    }
                     _ => {}
                 }
             }
@@ -333,9 +336,7 @@ impl Launch {
             }
             Output::Complete => {
                 self.timers[Timer::Startup.index()] = None;
-                if let Some(every) = self.config.keepalive {
-                    self.timers[Timer::Keepalive.index()] = Some(now + every);
-                }
+                self.timers[Timer::Keepalive.index()] = self.next_keepalive(now);
                 let waiters = std::mem::take(&mut self.waiters);
                 self.complete(waiters, Ok(self.generation));
             }
@@ -360,9 +361,7 @@ impl Launch {
                 if let Some(stream) = self.stream {
                     self.actions.push_back(Action::SendKeepalive { stream });
                 }
-                if let Some(every) = self.config.keepalive {
-                    self.timers[Timer::Keepalive.index()] = Some(now + every);
-                }
+                self.timers[Timer::Keepalive.index()] = self.next_keepalive(now);
             }
             Some(output @ (Output::Fail | Output::FailAndStop)) => {
                 debug_assert_eq!(signal, Signal::StartupTimeout);
@@ -385,7 +384,15 @@ impl Launch {
         // A launch queued behind a stop keeps the deadline of its first request.
         let since = self.queued_since.take().unwrap_or(now).min(now);
         self.launched_at = Some(since);
-        self.timers[Timer::Startup.index()] = Some(since + self.config.startup_timeout);
+        // A deadline past the end of `Instant` (a huge timeout) never fires.
+        self.timers[Timer::Startup.index()] = since.checked_add(self.config.startup_timeout);
+    }
+
+    /// When the next KEEPALIVE is due. A zero interval means "never", as in
+    /// Fabric, rather than a timer that is always due.
+    fn next_keepalive(&self, now: Instant) -> Option<Instant> {
+        let every = self.config.keepalive.filter(|every| !every.is_zero())?;
+        now.checked_add(every)
     }
 
     fn accept(&mut self, stream: StreamId) {
@@ -393,7 +400,8 @@ impl Launch {
         let generation = self.generation;
         self.actions
             .push_back(Action::SendRegistered { stream, generation });
-        self.actions.push_back(Action::SendReady { stream, generation });
+        self.actions
+            .push_back(Action::SendReady { stream, generation });
     }
 
     /// The error a failing input means in the phase it arrived in.

@@ -11,6 +11,8 @@
 //! rust-fsm `state_machine!`): `Phase × Signal → Phase [Output]`. [`Launch`]
 //! keeps what the table cannot (waiters, generation, stream, deadlines, the
 //! last failure), checks inputs against it, and turns outputs into actions.
+//! [`table::mermaid_diagram`] renders the table; `docs/fsm.md` shows it, with
+//! what each phase waits for and the invariants the tests check.
 //!
 //! # Drive loop
 //! After every `handle*` call, drain [`Launch::poll_action`] until `None`,
@@ -33,7 +35,9 @@
 //!         // A real driver performs each action (executor calls, stream
 //!         // sends) and feeds back what happened.
 //!         match action {
-//!             Action::ResolveSpec { generation } => pending.push(Input::SpecResolved { generation }),
+//!             Action::ResolveSpec { generation } => {
+//!                 pending.push(Input::SpecResolved { generation })
+//!             }
 //!             Action::StartRuntime { generation } => {
 //!                 pending.push(Input::Register { stream: StreamId(7) });
 //!                 pending.push(Input::RuntimeStarted { generation });

@@ -265,6 +265,38 @@ pub fn step(phase: Phase, signal: Signal) -> Option<(Phase, Option<Output>)> {
     Some((next, launch_table::Impl::output(&phase, &signal)))
 }
 
+/// Renders the table as a Mermaid `stateDiagram-v2`, one arrow per
+/// `(from, to, output)`, labelled `Signal, Signal / Output`. The order is that
+/// of [`Phase::ALL`] then [`Signal::ALL`], so the text is deterministic; it is
+/// what `docs/fsm.md` shows, and a test keeps the two equal.
+pub fn mermaid_diagram() -> String {
+    use std::fmt::Write as _;
+
+    let mut out = String::from("stateDiagram-v2\n    [*] --> Idle\n");
+    for from in Phase::ALL {
+        // (to, output, signals), in the order each arrow first appears.
+        let mut arrows: Vec<(Phase, Option<Output>, Vec<Signal>)> = Vec::new();
+        for signal in Signal::ALL {
+            let Some((to, output)) = step(from, signal) else {
+                continue;
+            };
+            match arrows.iter_mut().find(|(t, o, _)| *t == to && *o == output) {
+                Some((_, _, signals)) => signals.push(signal),
+                None => arrows.push((to, output, vec![signal])),
+            }
+        }
+        for (to, output, signals) in arrows {
+            let signals: Vec<String> = signals.iter().map(|s| format!("{s:?}")).collect();
+            let _ = write!(out, "    {from:?} --> {to:?} : {}", signals.join(", "));
+            if let Some(output) = output {
+                let _ = write!(out, " / {output:?}");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,9 +323,32 @@ mod tests {
     }
 
     #[test]
+    fn diagram_lists_every_cell() {
+        let diagram = mermaid_diagram();
+        assert!(diagram.starts_with("stateDiagram-v2\n"));
+        assert!(diagram.contains("    Idle --> Resolving : LaunchLookup / BeginResolve\n"));
+        assert!(diagram.contains(
+            "    Resolving --> Resolving : LaunchLookup, LaunchWithSpec, LaunchDev / Join\n"
+        ));
+        let cells = Phase::ALL
+            .iter()
+            .flat_map(|&p| Signal::ALL.iter().filter_map(move |&s| step(p, s)))
+            .count();
+        let labelled: usize = diagram
+            .lines()
+            .filter_map(|line| line.split_once(" : "))
+            .map(|(_, label)| label.split(" / ").next().unwrap_or("").split(", ").count())
+            .sum();
+        assert_eq!(labelled, cells);
+    }
+
+    #[test]
     fn every_phase_accepts_stop() {
         for phase in Phase::ALL {
-            assert!(step(phase, Signal::Stop).is_some(), "{phase} must accept stop");
+            assert!(
+                step(phase, Signal::Stop).is_some(),
+                "{phase} must accept stop"
+            );
         }
     }
 }

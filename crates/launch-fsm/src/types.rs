@@ -56,7 +56,8 @@ pub struct Config {
     /// Dev mode: the user runs the chaincode; never start a runtime, and
     /// accept a REGISTER nobody asked for.
     pub dev_mode: bool,
-    /// Send a KEEPALIVE this often while Ready; `None` = never (Fabric's 0).
+    /// Send a KEEPALIVE this often while Ready; `None` or zero = never
+    /// (Fabric's 0).
     pub keepalive: Option<Duration>,
 }
 
