@@ -143,6 +143,7 @@ impl Driver {
                     () = sleep_until(deadline), if deadline.is_some() => {
                         // Compare with the clock rather than trust the wake-up.
                         self.machine.handle_timeout(now());
+                        self.publish();
                     }
                 }
                 self.drain().await;
@@ -155,8 +156,11 @@ impl Driver {
     }
 
     fn feed(&mut self, input: Input) {
-        if let Err(rejected) = self.machine.handle(now(), input) {
-            debug!(%rejected, "input ignored");
+        match self.machine.handle(now(), input) {
+            // Each input moves the machine at most one phase: publishing here
+            // shows every phase, even those one drain passes through.
+            Ok(()) => self.publish(),
+            Err(rejected) => debug!(%rejected, "input ignored"),
         }
     }
 

@@ -284,16 +284,16 @@ pub enum LaunchError {
         /// The startup timeout.
         timeout: std::time::Duration,
     },
-    /// The runtime ended before it was ready.
-    #[error("{phase}: runtime exited before ready: {status}")]
+    /// The runtime ended (before ready: the launch failed; after: the entry went idle).
+    #[error("{phase}: runtime exited: {status}")]
     Exited {
         /// The phase the launch was in.
         phase: Phase,
         /// How it ended.
         status: String,
     },
-    /// The chaincode's stream closed before it was ready.
-    #[error("{phase}: chaincode stream closed before ready")]
+    /// The chaincode's stream closed.
+    #[error("{phase}: chaincode stream closed")]
     StreamClosed {
         /// The phase the launch was in.
         phase: Phase,

@@ -1,0 +1,411 @@
+//! The peer's configuration file (TOML), with keys that mirror Fabric's
+//! `core.yaml` where Fabric has them.
+//!
+//! Every section and key is optional; an unknown key or a bad value is an
+//! error that names it. Command-line flags override the file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chaincode_support::{Mode, SupportConfig};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::CliError;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerConfig {
+    /// `[peer]`.
+    pub peer: PeerSection,
+    /// `[chaincode]`.
+    pub chaincode: ChaincodeSection,
+    /// `[vm]`: the Docker executor.
+    pub vm: VmSection,
+    /// `[admin]`: cclaunch's own admin API.
+    pub admin: AdminSection,
+    /// `[metrics]`: Prometheus text over HTTP.
+    pub metrics: MetricsSection,
+}
+
+/// `[peer]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerSection {
+    /// `peer.id`: names containers and labels them.
+    pub id: String,
+    /// `peer.networkId`: names containers.
+    #[serde(rename = "networkId")]
+    pub network_id: String,
+    /// `peer.fileSystemPath`: when set, packages are read from
+    /// `{fileSystemPath}/chaincodes` (Fabric's layout) and local processes
+    /// run under `{fileSystemPath}/runtimes`.
+    #[serde(rename = "fileSystemPath", skip_serializing_if = "Option::is_none")]
+    pub file_system_path: Option<PathBuf>,
+}
+
+impl Default for PeerSection {
+    fn default() -> Self {
+        Self {
+            id: "peer0".to_owned(),
+            network_id: "dev".to_owned(),
+            file_system_path: None,
+        }
+    }
+}
+
+/// How chaincode runs: `net` (the peer starts it) or `dev` (you do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeName {
+    /// The peer starts chaincode through its executor.
+    #[default]
+    Net,
+    /// The peer never starts chaincode; it accepts registrations of any name.
+    Dev,
+}
+
+/// Which executor runs user chaincode in `net` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorName {
+    /// A local child process per chaincode.
+    #[default]
+    Process,
+    /// A container per chaincode on the Docker Engine.
+    Docker,
+}
+
+impl fmt::Display for ExecutorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutorName::Process => "process",
+            ExecutorName::Docker => "docker",
+        })
+    }
+}
+
+/// `[chaincode]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChaincodeSection {
+    /// `chaincode.listenAddress`: where chaincode registers.
+    #[serde(rename = "listenAddress")]
+    pub listen_address: String,
+    /// `chaincode.mode`: `net` or `dev`.
+    pub mode: ModeName,
+    /// `chaincode.executor`: `process` or `docker` (cclaunch's own key).
+    pub executor: ExecutorName,
+    /// `chaincode.startuptimeout`.
+    pub startuptimeout: ConfigDuration,
+    /// `chaincode.executetimeout`.
+    pub executetimeout: ConfigDuration,
+    /// `chaincode.keepalive` (`"0"` = off).
+    pub keepalive: ConfigDuration,
+}
+
+impl Default for ChaincodeSection {
+    fn default() -> Self {
+        let support = SupportConfig::default();
+        Self {
+            listen_address: "127.0.0.1:7052".to_owned(),
+            mode: ModeName::Net,
+            executor: ExecutorName::Process,
+            startuptimeout: ConfigDuration(support.startup_timeout),
+            executetimeout: ConfigDuration(support.execute_timeout),
+            keepalive: ConfigDuration(support.keepalive),
+        }
+    }
+}
+
+/// `[vm]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmSection {
+    /// `vm.endpoint`: the Docker Engine (`unix:///var/run/docker.sock`);
+    /// unset = `DOCKER_HOST`, else the local socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `[vm.docker]`.
+    pub docker: DockerSection,
+}
+
+/// `[vm.docker]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerSection {
+    /// `vm.docker.networkMode` (Fabric: `vm.docker.hostConfig.NetworkMode`).
+    #[serde(rename = "networkMode")]
+    pub network_mode: String,
+    /// `vm.docker.baseImage`; unset = `FROM scratch` (static binaries).
+    #[serde(rename = "baseImage", skip_serializing_if = "Option::is_none")]
+    pub base_image: Option<String>,
+}
+
+impl Default for DockerSection {
+    fn default() -> Self {
+        Self {
+            network_mode: "host".to_owned(),
+            base_image: None,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// `admin.listenAddress`: the admin gRPC API.
+    #[serde(rename = "listenAddress")]
+    pub listen_address: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen_address: DEFAULT_ADMIN.to_owned(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `metrics.listenAddress`: serve `GET /metrics` here; unset = off.
+    #[serde(rename = "listenAddress", skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<String>,
+}
+
+/// The admin API's default address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:7053";
+
+impl PeerConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses the text of a config file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, CliError> {
+        toml::from_str(text).map_err(|e| {
+            let place = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let shown = text.lines().nth(line - 1).unwrap_or("").trim();
+                    format!(" line {line} (`{shown}`)")
+                }
+                None => String::new(),
+            };
+            CliError::new(format!(
+                "bad config file {origin}{place}: {}",
+                e.message().trim()
+            ))
+            .with_hint("see docs/cli.md for every key and its default; `cclaunch peer --print-config` shows the effective config")
+        })
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        // Serialising plain strings and numbers cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Where packages (`{name}.{version}` deployment specs) are read from.
+    pub fn packages_dir(&self) -> PathBuf {
+        match &self.peer.file_system_path {
+            Some(root) => root.join("chaincodes"),
+            None => PathBuf::from("packages"),
+        }
+    }
+
+    /// Where the process executor unpacks and runs chaincode, if configured.
+    pub fn runtimes_dir(&self) -> Option<PathBuf> {
+        self.peer
+            .file_system_path
+            .as_ref()
+            .map(|root| root.join("runtimes"))
+    }
+
+    /// The runtime's settings.
+    pub fn support_config(&self, peer_address: String) -> SupportConfig {
+        SupportConfig {
+            startup_timeout: self.chaincode.startuptimeout.0,
+            execute_timeout: self.chaincode.executetimeout.0,
+            keepalive: self.chaincode.keepalive.0,
+            mode: match self.chaincode.mode {
+                ModeName::Net => Mode::Net,
+                ModeName::Dev => Mode::Dev,
+            },
+            peer_address,
+            peer_id: self.peer.id.clone(),
+            network_id: self.peer.network_id.clone(),
+            ..SupportConfig::default()
+        }
+    }
+}
+
+/// A duration written as Fabric writes them: `"300s"`, `"30s"`, `"500ms"`,
+/// `"5m"`, `"1h"`, `"0"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConfigDuration(pub Duration);
+
+/// Parses `"300s"`, `"1m30s"`, `"250ms"`, `"0"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: expected a number with a unit (ms, s, m, h), e.g. \"30s\", or \"0\""
+        )
+    };
+    let text_trimmed = text.trim();
+    if text_trimmed == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text_trimmed.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text_trimmed;
+    // Each round eats one `<digits><unit>` group; a bounded loop by length.
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(bad)?),
+            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(part).ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+/// Writes a duration the way [`parse_duration`] reads it.
+pub fn format_duration(duration: Duration) -> String {
+    if duration.is_zero() {
+        "0".to_owned()
+    } else if duration.subsec_millis() == 0 && duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+impl Serialize for ConfigDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"30s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                parse_duration(text).map(ConfigDuration).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<Self::Value, E> {
+                u64::try_from(secs)
+                    .map(|secs| ConfigDuration(Duration::from_secs(secs)))
+                    .map_err(|_| {
+                        E::custom(format!("invalid duration {secs}: must not be negative"))
+                    })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_fabric_writes_them() {
+        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "s", "30", "30x", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for d in [
+            Duration::ZERO,
+            Duration::from_secs(30),
+            Duration::from_millis(1500),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn file_keys_mirror_core_yaml_and_round_trip() {
+        let text = r#"
+            [peer]
+            id = "p1"
+            networkId = "net1"
+            fileSystemPath = "/tmp/x"
+            [chaincode]
+            listenAddress = "127.0.0.1:9000"
+            mode = "dev"
+            startuptimeout = "10s"
+            executetimeout = "5s"
+            keepalive = "0"
+            [vm]
+            endpoint = "unix:///var/run/docker.sock"
+            [vm.docker]
+            networkMode = "bridge"
+            [admin]
+            listenAddress = "127.0.0.1:9001"
+            [metrics]
+            listenAddress = "127.0.0.1:9002"
+        "#;
+        let config = PeerConfig::parse(text, "test").unwrap();
+        assert_eq!(config.peer.id, "p1");
+        assert_eq!(config.chaincode.mode, ModeName::Dev);
+        assert_eq!(config.chaincode.startuptimeout.0, Duration::from_secs(10));
+        assert_eq!(config.vm.docker.network_mode, "bridge");
+        assert_eq!(config.packages_dir(), PathBuf::from("/tmp/x/chaincodes"));
+        let again = PeerConfig::parse(&config.to_toml(), "again").unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = PeerConfig::parse("[chaincode]\nstartuptimeut = \"3s\"\n", "f.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("startuptimeut") && text.contains("line 2"),
+            "{text}"
+        );
+        let err = PeerConfig::parse("[chaincode]\nkeepalive = \"soon\"\n", "f.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("keepalive") && text.contains("invalid duration"),
+            "{text}"
+        );
+        let err = PeerConfig::parse("[chaincode]\nmode = \"fast\"\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("mode"), "{err}");
+    }
+}

@@ -1,0 +1,75 @@
+//! The one error type of the CLI: a readable message, an optional hint, and
+//! the exit code.
+
+use std::fmt;
+
+/// What the user sees when a command fails: `error: <message>` and, when
+/// there is one, `hint: <hint>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// What failed (for which chaincode, in which phase).
+    pub message: String,
+    /// What to try.
+    pub hint: Option<String>,
+    /// The process exit code (1: the operation failed).
+    pub code: u8,
+}
+
+impl CliError {
+    /// An operation failure (exit code 1).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+
+    /// Adds what to try.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A usage error (exit code 2), as clap gives for bad flags.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            ..Self::new(message)
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// The innermost cause of an error chain, lowercased where it is an OS
+/// message: `connection refused` rather than `transport error`.
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    let mut depth = 0;
+    // Bounded: error chains are short, but a cycle must not hang us.
+    while let Some(next) = current.source() {
+        current = next;
+        depth += 1;
+        if depth > 32 {
+            break;
+        }
+    }
+    let text = current.to_string();
+    // "Connection refused (os error 111)" -> "connection refused"
+    let text = match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}

@@ -1,0 +1,426 @@
+//! End-to-end tests of the `cclaunch` binary: real processes, real gRPC on
+//! 127.0.0.1, ephemeral ports, bounded waits.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+fn kv_sample() -> std::path::PathBuf {
+    chaincode_samples::static_sample("kv").expect("static build of the kv sample")
+}
+
+#[test]
+fn demo_launches_everything_answers_every_transaction_and_exits_0() {
+    let output = cclaunch(&["--json", "demo"]);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["ok"], true, "{result:#}");
+    let chaincodes = result["chaincodes"].as_array().unwrap();
+    let names: Vec<&str> = chaincodes
+        .iter()
+        .map(|c| c["chaincode"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"counter:1.0") && names.contains(&"kv:1.0"),
+        "{names:?}"
+    );
+    assert_eq!(
+        result["docker"]["used"].as_bool().unwrap(),
+        names.contains(&"kv-docker:1.0"),
+        "{result:#}"
+    );
+    for cc in chaincodes {
+        assert_eq!(cc["phase"], "ready", "{cc:#}");
+        let txs = cc["transactions"].as_array().unwrap();
+        assert!(txs.len() >= 3, "{cc:#}");
+        for tx in txs {
+            assert!(tx["status"].is_i64(), "unanswered: {tx:#}");
+            assert_eq!(tx["ok"], true, "{tx:#}");
+        }
+    }
+    let kv = chaincodes
+        .iter()
+        .find(|c| c["chaincode"] == "kv:1.0")
+        .unwrap();
+    let get = &kv["transactions"][1];
+    assert_eq!(
+        (get["status"].as_i64(), get["payload"].as_str()),
+        (Some(200), Some("1"))
+    );
+    // Every chaincode was seen going through its phases, live, and ended idle.
+    let events = result["events"].as_array().unwrap();
+    for name in &names {
+        let phases: Vec<&str> = events
+            .iter()
+            .filter(|e| e["chaincode"] == *name)
+            .filter_map(|e| e["phase"].as_str())
+            .collect();
+        assert!(phases.contains(&"ready"), "{name}: {phases:?}");
+        assert_eq!(phases.last(), Some(&"idle"), "{name}: {phases:?}");
+    }
+}
+
+#[test]
+fn dev_peer_serves_a_kv_sample_that_registers_by_itself() {
+    let kv = kv_sample();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let mut peer = Peer::start(&free_addr(), &["--dev", "--listen", &listen], dir.path());
+
+    let mut chaincode = Command::new(&kv)
+        .arg(format!("-peer.address={listen}"))
+        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll(
+        Duration::from_secs(30),
+        "kv:1.0 ready on the dev peer",
+        || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
+    );
+
+    let put = peer.run(&["invoke", "kv:1.0", "put", "a", "1"]);
+    assert!(put.status.success(), "{:?}", texts(&put));
+    let get = peer.run(&["invoke", "kv:1.0", "get", "a"]);
+    let (stdout, stderr) = texts(&get);
+    assert!(get.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("status: 200") && stdout.contains("payload: 1"),
+        "{stdout}"
+    );
+    let json = peer.run(&["--json", "invoke", "kv:1.0", "get", "a"]);
+    let reply: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        (reply["status"].as_i64(), reply["payload"].as_str()),
+        (Some(200), Some("1"))
+    );
+
+    // A status other than 200 is printed and exits 1.
+    let missing = peer.run(&["invoke", "kv:1.0", "get", "nothing"]);
+    let (stdout, stderr) = texts(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("status: 404") && stderr.contains("error: kv:1.0 answered with status 404"),
+        "{stdout}{stderr}"
+    );
+
+    assert!(peer.signal_and_wait(Signal::SIGTERM).success());
+    // The peer closed the stream: the sample exits by itself.
+    let exited = wait_bounded(&mut chaincode, Duration::from_secs(30));
+    if exited.is_none() {
+        let _ = chaincode.kill();
+        panic!("the kv sample did not exit after the peer stopped");
+    }
+}
+
+#[test]
+fn process_peer_launches_a_packaged_chaincode_and_leaves_nothing_running() {
+    let kv = kv_sample();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("peer-fs");
+    let admin = free_addr();
+    let metrics = free_addr();
+    let config = dir.path().join("core.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[peer]\nid = \"ptest\"\nfileSystemPath = \"{}\"\n\n[chaincode]\nlistenAddress = \"127.0.0.1:0\"\nstartuptimeout = \"60s\"\nexecutetimeout = \"20s\"\n\n[metrics]\nlistenAddress = \"{metrics}\"\n",
+            work.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // The package lands in the config's packages directory.
+    let packaged = cclaunch(&[
+        "package",
+        "--config",
+        config,
+        "--binary",
+        kv.to_str().unwrap(),
+        "--name",
+        "kv",
+        "--version",
+        "1.0",
+    ]);
+    assert!(packaged.status.success(), "{:?}", texts(&packaged));
+    assert!(work.join("chaincodes/kv.1.0").is_file());
+
+    let mut peer = Peer::start(&admin, &["--config", config], dir.path());
+    let mut watch = Command::new(CCLAUNCH)
+        .args(["--json", "watch", "--for", "120", "--admin", &admin])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let launched = peer.run(&["--json", "launch", "kv:1.0"]);
+    let (stdout, stderr) = texts(&launched);
+    assert!(launched.status.success(), "{stdout}{stderr}");
+    let reply: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(reply["generation"], 1);
+
+    let runtimes = work.join("runtimes");
+    let needle = runtimes.to_str().unwrap().to_owned();
+    let pids = pids_mentioning(&needle);
+    assert_eq!(pids.len(), 1, "one kv process under {needle}: {pids:?}");
+
+    let put = peer.run(&["invoke", "kv:1.0", "put", "k", "v"]);
+    assert!(put.status.success(), "{:?}", texts(&put));
+    let get = peer.run(&["invoke", "kv:1.0", "get", "k"]);
+    assert!(texts(&get).0.contains("payload: v"), "{:?}", texts(&get));
+
+    let ps = peer.ps();
+    let entry = ps.iter().find(|cc| cc["chaincode"] == "kv:1.0").unwrap();
+    assert_eq!(
+        (entry["phase"].as_str(), entry["executor"].as_str()),
+        (Some("ready"), Some("process"))
+    );
+    assert!(entry["uptime_ms"].is_u64(), "{entry}");
+    let table = texts(&peer.run(&["ps"])).0;
+    assert!(
+        table.contains("kv:1.0") && table.contains("ready") && table.contains("process"),
+        "{table}"
+    );
+
+    // Metrics over HTTP, under Fabric's names.
+    let mut http = std::net::TcpStream::connect(&metrics).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200"), "{body}");
+    assert!(
+        body.contains("chaincode_launch_duration_count{chaincode=\"kv:1.0\",success=\"true\"} 1"),
+        "{body}"
+    );
+
+    let stopped = peer.run(&["stop", "kv:1.0"]);
+    assert!(stopped.status.success(), "{:?}", texts(&stopped));
+    assert_eq!(peer.phase_of("kv:1.0").as_deref(), Some("idle"));
+    assert!(pids_mentioning(&needle).is_empty(), "stop left a process");
+
+    // Launched again (generation 2), then the peer is terminated with it running.
+    let again = peer.run(&["--json", "launch", "kv:1.0"]);
+    let reply: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(reply["generation"], 2, "{:?}", texts(&again));
+    assert_eq!(pids_mentioning(&needle).len(), 1);
+
+    let status = peer.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(status.code(), Some(0), "peer exit: {status}");
+    assert!(
+        pids_mentioning(&needle).is_empty(),
+        "SIGTERM left a chaincode process"
+    );
+
+    // The watcher saw the phases live and ended with the peer.
+    wait_bounded(&mut watch, Duration::from_secs(30)).expect("watch did not end with the peer");
+    let mut seen = String::new();
+    watch
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    let phases: Vec<String> = seen
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|e| e["chaincode"] == "kv:1.0")
+        .filter_map(|e| e["phase"].as_str().map(str::to_owned))
+        .collect();
+    for phase in ["starting", "awaiting register", "ready", "stopping", "idle"] {
+        assert!(
+            phases.iter().any(|p| p == phase),
+            "{phase} missing from {phases:?}"
+        );
+    }
+    let first_ready = phases.iter().position(|p| p == "ready").unwrap();
+    let first_start = phases.iter().position(|p| p == "starting").unwrap();
+    assert!(first_start < first_ready, "{phases:?}");
+}
+
+#[test]
+fn bad_config_names_the_key_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[chaincode]\nstartuptimeut = \"30s\"\n").unwrap();
+    let output = cclaunch(&["peer", "--config", unknown.to_str().unwrap()]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: bad config file")
+            && stderr.contains("unknown field `startuptimeut`")
+            && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[peer]\nid = \"p\"\n[chaincode]\nexecutetimeout = \"soon\"\n",
+    )
+    .unwrap();
+    let output = cclaunch(&["peer", "--config", bad.to_str().unwrap(), "--print-config"]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("executetimeout") && stderr.contains("invalid duration \"soon\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn print_config_shows_the_file_with_flags_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("core.toml");
+    std::fs::write(
+        &file,
+        "[chaincode]\nstartuptimeout = \"45s\"\nmode = \"net\"\n",
+    )
+    .unwrap();
+    let output = cclaunch(&[
+        "peer",
+        "--config",
+        file.to_str().unwrap(),
+        "--dev",
+        "--admin",
+        "127.0.0.1:9999",
+        "--print-config",
+    ]);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let printed: toml::Table = stdout.parse().unwrap();
+    assert_eq!(printed["chaincode"]["startuptimeout"].as_str(), Some("45s"));
+    assert_eq!(printed["chaincode"]["mode"].as_str(), Some("dev"));
+    assert_eq!(printed["chaincode"]["executetimeout"].as_str(), Some("30s"));
+    assert_eq!(
+        printed["admin"]["listenAddress"].as_str(),
+        Some("127.0.0.1:9999")
+    );
+}
+
+#[test]
+fn unknown_chaincode_fails_with_not_found_and_the_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::start(
+        &free_addr(),
+        &["--listen", "127.0.0.1:0", "--packages", "empty"],
+        dir.path(),
+    );
+    let output = peer.run(&["launch", "nope:1.0"]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: launch of nope:1.0 failed: resolving: deployment spec not found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: ") && stderr.lines().count() == 2,
+        "{stderr}"
+    );
+    // The failure is remembered for `ps`.
+    let ps = peer.ps();
+    let nope = ps.iter().find(|cc| cc["chaincode"] == "nope:1.0").unwrap();
+    assert!(
+        nope["last_error"].as_str().unwrap().contains("not found"),
+        "{nope}"
+    );
+}
+
+#[test]
+fn peer_not_running_is_a_readable_error() {
+    let addr = free_addr();
+    for args in [
+        vec!["ps"],
+        vec!["launch", "kv:1.0"],
+        vec!["invoke", "kv:1.0", "get", "a"],
+        vec!["watch", "--for", "1"],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--admin", &addr]);
+        let output = cclaunch(&all);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "error: cannot reach the peer's admin API at {addr}: connection refused\nhint: start one with `cclaunch peer` (or pass --admin ADDR of a running peer)\n"
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(cclaunch(&["invoke"]).status.code(), Some(2));
+    assert_eq!(
+        cclaunch(&["peer", "--executor", "vm"]).status.code(),
+        Some(2)
+    );
+    let output = cclaunch(&["launch", "no-version", "--admin", &free_addr()]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has no version"), "{stderr}");
+}
+
+#[test]
+fn package_writes_a_deployment_spec_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pk");
+    // Any file packs; a small one keeps the (debug-build) gzip quick.
+    let binary = dir.path().join("cc");
+    std::fs::write(&binary, b"\x7fELF not really").unwrap();
+    let output = cclaunch(&[
+        "--json",
+        "package",
+        "--binary",
+        binary.to_str().unwrap(),
+        "--name",
+        "mycc",
+        "--version",
+        "2.1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{:?}", texts(&output));
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reply["chaincode"], "mycc:2.1");
+    use chaincode_proto::prost::Message;
+    let spec = chaincode_proto::ChaincodeDeploymentSpec::decode(
+        std::fs::read(out.join("mycc.2.1")).unwrap().as_slice(),
+    )
+    .unwrap();
+    let id = spec.chaincode_spec.unwrap().chaincode_id.unwrap();
+    assert_eq!((id.name.as_str(), id.version.as_str()), ("mycc", "2.1"));
+    assert!(spec.code_package.starts_with(&[0x1f, 0x8b]));
+
+    let missing = cclaunch(&[
+        "package",
+        "--binary",
+        "/nonexistent/cc",
+        "--name",
+        "x",
+        "--version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (_, stderr) = texts(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot package x:1") && stderr.contains("/nonexistent/cc"),
+        "{stderr}"
+    );
+}
