@@ -508,3 +508,56 @@ async fn a_missing_spec_is_not_found_and_starts_nothing() {
     assert_eq!(executor.starts(), 0);
     support.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn keepalives_are_sent_while_ready_when_configured() {
+    let support = peer_with(
+        Arc::new(executor::dev::DevExecutor),
+        |c| {
+            c.mode = Mode::Dev;
+            c.keepalive = Duration::from_millis(50);
+        },
+        |b| b,
+    )
+    .await;
+    let cc = name("alive:1.0");
+    let (_tx, mut replies) = raw_stream(&support, ChaincodeMessage::register(&cc)).await;
+    let mut kinds = Vec::new();
+    while kinds.iter().filter(|k| **k == Type::Keepalive).count() < 3 {
+        let reply = next_reply(&mut replies)
+            .await
+            .expect("the stream stays open");
+        kinds.push(reply.message_type());
+    }
+    assert_eq!(&kinds[..2], &[Type::Registered, Type::Ready], "{kinds:?}");
+    assert!(
+        kinds[2..].iter().all(|k| *k == Type::Keepalive),
+        "{kinds:?}"
+    );
+    support.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn no_keepalive_is_sent_when_the_interval_is_zero() {
+    let support = peer_with(
+        Arc::new(executor::dev::DevExecutor),
+        |c| c.mode = Mode::Dev,
+        |b| b,
+    )
+    .await;
+    let cc = name("quiet:1.0");
+    let (recorder, tx) = recording_chaincode(support.clone(), cc.clone()).await;
+    let response = support
+        .execute(&cc, TxKind::Transaction, &args(&["x"]))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    support.stop(&cc).await.unwrap();
+    drop(tx);
+    let seen = tokio::time::timeout(LIMIT, recorder)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, vec![Type::Registered, Type::Ready, Type::Transaction]);
+    support.shutdown(Duration::from_secs(5)).await;
+}
