@@ -85,6 +85,7 @@ pub(crate) struct Driver {
     recorded: Generation,
     published: (Phase, Generation),
     last_exit: Option<(Generation, String)>,
+    launch_span: tracing::Span,
     status: Arc<Mutex<EntryStatus>>,
 }
 
@@ -121,6 +122,7 @@ impl Driver {
             recorded: Generation(0),
             published: (Phase::Idle, Generation(0)),
             last_exit: None,
+            launch_span: tracing::Span::none(),
             status,
         }
     }
@@ -473,7 +475,12 @@ impl Driver {
             self.inner
                 .metrics
                 .phase_changed(Some(phase_before), Some(phase));
-            info!(%generation, from = %phase_before, to = %phase, "phase");
+            if generation != generation_before {
+                // One span per launch, so a launch's events read together.
+                self.launch_span = info_span!("launch", chaincode = %self.chaincode, %generation);
+            }
+            self.launch_span
+                .in_scope(|| info!(from = %phase_before, to = %phase, "phase"));
         }
         self.inner.emit(SupportEvent {
             chaincode: self.chaincode.clone(),
