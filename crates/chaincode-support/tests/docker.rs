@@ -25,16 +25,9 @@ fn docker_config(peer_id: &str) -> DockerConfig {
 }
 
 async fn engine(peer_id: &str) -> Option<DockerExecutor> {
-    match DockerExecutor::connect(docker_config(peer_id)).await {
-        Ok(executor) => Some(executor),
-        Err(e) if std::env::var("CCLAUNCH_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("CCLAUNCH_REQUIRE_DOCKER=1 but no Docker engine: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no Docker engine: {e}");
-            None
-        }
-    }
+    DockerExecutor::connect_or_skip(docker_config(peer_id))
+        .await
+        .expect("a Docker engine (CCLAUNCH_REQUIRE_DOCKER=1)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,6 +253,9 @@ fn is_valid_name(name: &str) -> bool {
         && bytes.windows(2).all(|w| alnum(w[0]) || alnum(w[1]))
 }
 
+/// Set to `1` to make test suites fail, not skip, when no engine is reachable.
+pub const REQUIRE_DOCKER_ENV: &str = "CCLAUNCH_REQUIRE_DOCKER";
+
 /// Runs chaincodes as containers on a Docker Engine. See the module docs.
 #[derive(Debug)]
 pub struct DockerExecutor {
@@ -294,6 +297,21 @@ impl DockerExecutor {
             config,
             builds: AtomicU64::new(0),
         })
+    }
+
+    /// For test suites: connects, or — when no engine is reachable — prints a
+    /// notice and returns `Ok(None)` so the caller can skip, unless
+    /// [`REQUIRE_DOCKER_ENV`] is `1` (as in CI), where a missing engine is
+    /// the error.
+    pub async fn connect_or_skip(config: DockerConfig) -> Result<Option<Self>, ExecutorError> {
+        match Self::connect(config).await {
+            Ok(executor) => Ok(Some(executor)),
+            Err(error) if std::env::var(REQUIRE_DOCKER_ENV).as_deref() == Ok("1") => Err(error),
+            Err(error) => {
+                eprintln!("skipping: no Docker engine ({REQUIRE_DOCKER_ENV} is not 1): {error}");
+                Ok(None)
+            }
+        }
     }
 
     /// The settings this executor was made with.

@@ -39,16 +39,9 @@ fn unique_peer(test: &str) -> String {
 /// The executor, or `None` (after a notice) when no engine is reachable and
 /// the engine is not required.
 async fn engine(peer_id: &str) -> Option<DockerExecutor> {
-    match DockerExecutor::connect(config(peer_id)).await {
-        Ok(executor) => Some(executor),
-        Err(e) if std::env::var("CCLAUNCH_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("CCLAUNCH_REQUIRE_DOCKER=1 but no Docker engine: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no Docker engine: {e}");
-            None
-        }
-    }
+    DockerExecutor::connect_or_skip(config(peer_id))
+        .await
+        .expect("a Docker engine (CCLAUNCH_REQUIRE_DOCKER=1)")
 }
 
 /// Removes every container and image labelled with the peer id when dropped
