@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cclaunch_benches::echo::{self, EchoServer};
-use cclaunch_benches::measure::{Recorder, Target, compare_times};
+use cclaunch_benches::measure::{Recorder, Target, compare_times, human, notice};
 use cclaunch_benches::peer::{AnySpecStore, Peer};
 use cclaunch_benches::runtime;
 use cclaunch_benches::task::TaskExecutor;
@@ -48,17 +48,22 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
 
     let launch = Recorder::new();
+    let stops = Recorder::new();
     group.bench_function("launch_to_ready", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut timed = Duration::ZERO;
+                let mut stopping = Duration::ZERO;
                 for _ in 0..iters {
                     let started = Instant::now();
                     let ready = peer.support.launch(&cc).await.expect("launch");
                     timed += started.elapsed();
                     drop(ready);
+                    let started = Instant::now();
                     peer.support.stop(&cc).await.expect("stop");
+                    stopping += started.elapsed();
                 }
+                stops.record(iters, stopping);
                 launch.record(iters, timed)
             })
         })
@@ -72,10 +77,11 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..iters {
                     let started = Instant::now();
                     let mut client = echo::dial(echo_server.address()).await.expect("dial");
-                    echo::round_trip(&mut client, register.clone())
+                    let dialed = started.elapsed();
+                    let (_, round_trip) = echo::round_trip(&mut client, register.clone())
                         .await
                         .expect("echo");
-                    timed += started.elapsed();
+                    timed += dialed + round_trip;
                     drop(client);
                 }
                 fresh.record(iters, timed)
@@ -90,17 +96,20 @@ fn bench(c: &mut Criterion) {
     group.bench_function("echo_round_trip_open_channel", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let started = Instant::now();
+                let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    echo::round_trip(&mut client, register.clone())
+                    let (_, round_trip) = echo::round_trip(&mut client, register.clone())
                         .await
                         .expect("echo");
+                    timed += round_trip;
                 }
-                open.record(iters, started.elapsed())
+                open.record(iters, timed)
             })
         })
     });
     group.finish();
+    // A connected client would hold the echo server's graceful stop.
+    drop(client);
 
     compare_times(
         "bench 2 launch→ready in-process over gRPC vs echo round trip on a new channel",
@@ -116,10 +125,13 @@ fn bench(c: &mut Criterion) {
         SAMPLES,
         Target::AtMost(TARGET),
     );
-    println!(
-        "bench 2: {} runtimes started by the task executor",
-        executor.starts()
-    );
+    if let Some(stop) = stops.per_iteration(SAMPLES) {
+        notice(&format!(
+            "bench 2 (untimed part) stop of the in-process chaincode: {} per stop; {} runtimes started",
+            human(stop),
+            executor.starts()
+        ));
+    }
     rt.block_on(async {
         peer.shutdown(Duration::from_secs(5)).await;
         echo_server.stop(Duration::from_secs(5)).await;

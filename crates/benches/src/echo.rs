@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chaincode_proto::ChaincodeMessage;
 use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
@@ -12,7 +12,8 @@ use chaincode_proto::chaincode_support_server::{self, ChaincodeSupportServer};
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -37,8 +38,9 @@ impl chaincode_support_server::ChaincodeSupport for EchoService {
     }
 }
 
-/// [`EchoService`] on a free port of 127.0.0.1, served like the runtime's
-/// `serve` (same builder, same listener stream).
+/// [`EchoService`] on a free port of 127.0.0.1, served by tonic's default
+/// server with `TCP_NODELAY` on every accepted connection (without it the
+/// first answer on a fresh connection can wait 40 ms for a delayed ACK).
 #[derive(Debug)]
 pub struct EchoServer {
     address: SocketAddr,
@@ -53,11 +55,12 @@ impl EchoServer {
             .await
             .map_err(BenchError::Bind)?;
         let address = listener.local_addr().map_err(BenchError::Bind)?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(ChaincodeSupportServer::new(EchoService))
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
         );
@@ -100,34 +103,64 @@ pub async fn dial(address: SocketAddr) -> Result<ChaincodeSupportClient<Channel>
     Ok(ChaincodeSupportClient::new(channel))
 }
 
+/// Bound on closing a finished stream cleanly.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
 /// One round trip: opens a `Register` stream, sends `message`, waits for
-/// the echo.
+/// the echo, and returns it with the time that took. Then, untimed, closes
+/// the stream cleanly: our side ends and the server's end is awaited, since
+/// dropping an open stream resets it, and HTTP/2 servers close connections
+/// that reset streams by the thousand.
 pub async fn round_trip(
     client: &mut ChaincodeSupportClient<Channel>,
     message: ChaincodeMessage,
-) -> Result<ChaincodeMessage, BenchError> {
+) -> Result<(ChaincodeMessage, Duration), BenchError> {
+    let rpc = |status| BenchError::Rpc {
+        call: "register",
+        status,
+    };
+    let started = Instant::now();
     // Our side stays open until the answer is in, as a chaincode's does.
-    let outbound = futures::stream::once(async move { message }).chain(futures::stream::pending());
-    let mut inbound = client
-        .register(outbound)
+    let (outbound, requests) = mpsc::channel(1);
+    outbound
+        .send(message)
         .await
-        .map_err(|status| BenchError::Rpc {
-            call: "register",
-            status,
-        })?
-        .into_inner();
-    match inbound.next().await {
-        Some(Ok(answer)) => Ok(answer),
-        Some(Err(status)) => Err(BenchError::Rpc {
-            call: "register",
-            status,
-        }),
-        None => Err(BenchError::StreamEnded {
+        .map_err(|_| BenchError::StreamEnded {
             call: "register",
             received: 0,
             expected: 1,
-        }),
-    }
+        })?;
+    let mut inbound = client
+        .register(ReceiverStream::new(requests))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let answer = match inbound.next().await {
+        Some(Ok(answer)) => answer,
+        Some(Err(status)) => return Err(rpc(status)),
+        None => {
+            return Err(BenchError::StreamEnded {
+                call: "register",
+                received: 0,
+                expected: 1,
+            });
+        }
+    };
+    let elapsed = started.elapsed();
+    drop(outbound);
+    let drain = async {
+        while let Some(next) = inbound.next().await {
+            next.map_err(rpc)?;
+        }
+        Ok::<_, BenchError>(())
+    };
+    tokio::time::timeout(CLOSE_LIMIT, drain)
+        .await
+        .map_err(|_| BenchError::TimedOut {
+            what: "the end of an echo stream".to_owned(),
+            limit: CLOSE_LIMIT,
+        })??;
+    Ok((answer, elapsed))
 }
 
 /// One open `Register` stream to an echo server, for pipelined runs.
@@ -205,13 +238,16 @@ mod tests {
         let mut client = dial(server.address()).await.unwrap();
         let name: ChaincodeName = "echo:1.0".parse().unwrap();
         let register = ChaincodeMessage::register(&name);
-        let answer = round_trip(&mut client, register.clone()).await.unwrap();
-        assert_eq!(answer, register);
+        for _ in 0..3 {
+            let (answer, _) = round_trip(&mut client, register.clone()).await.unwrap();
+            assert_eq!(answer, register);
+        }
 
         let tx = ChaincodeMessage::transaction("tx1", &ChaincodeInput::from_args(["a", "b"]));
         let mut pipe = EchoPipe::open(&mut client).await.unwrap();
         pipe.run(&tx, 200, 64).await.unwrap();
         pipe.run(&tx, 3, 1).await.unwrap();
+        drop((pipe, client));
         server.stop(Duration::from_secs(5)).await;
     }
 }
