@@ -5,11 +5,16 @@
 //!
 //! 1. [`Executor::start`](crate::Executor::start) stops whatever this executor
 //!    still runs for the chaincode, removes a stale runtime directory
-//!    `{work_dir}/{runtime_name}`, unpacks the code package into it (see
-//!    [`crate::package`] for the layout and what is refused) and spawns
+//!    `{work_dir}/{runtime_name}`, fills it with the code package's files
+//!    (see [`crate::package`] for the layout and what is refused) and spawns
 //!    `{dir}/chaincode -peer.address=HOST:PORT` with the directory as its
 //!    working directory, in a process group of its own, stdin from
 //!    `/dev/null`.
+//!    A package is unpacked once, into `{work_dir}/.packages/{sha256}`;
+//!    each start hard-links that tree into its runtime directory, so a
+//!    relaunch does not inflate and write the binary again. Package files
+//!    are shared between runtimes of the same package: treat them as
+//!    read-only.
 //! 2. The environment is clean: only `PATH` and `HOME` are kept from the
 //!    peer's own environment (so that the peer's secrets and settings do not
 //!    leak into chaincode), then [`StartRequest::fabric_env`] is added.
@@ -171,6 +176,7 @@ impl ProcessExecutor {
         let package = std::mem::take(&mut request.code_package);
         let unpack_dir = dir.clone();
         let unpack_cc = chaincode.clone();
+        let cache = self.config.work_dir.join(PACKAGE_CACHE);
         let executable = tokio::task::spawn_blocking(move || {
             remove_dir(&unpack_dir).map_err(|e| ExecutorError::Start {
                 chaincode: unpack_cc.to_string(),
@@ -179,7 +185,7 @@ impl ProcessExecutor {
                     unpack_dir.display()
                 ),
             })?;
-            package::unpack(&package, &unpack_dir, &unpack_cc)
+            prepare_runtime_dir(&cache, &package, &unpack_dir, &unpack_cc)
         })
         .await
         .map_err(|e| start_err(format!("unpacking task failed: {e}")))?;
@@ -414,6 +420,67 @@ fn signal_group(pgid: Pid, signal: Signal) -> Result<(), Errno> {
 }
 
 /// Removes a directory tree; one that does not exist is fine.
+/// Under the work directory: one unpacked copy per distinct package.
+const PACKAGE_CACHE: &str = ".packages";
+
+/// Fills `dir` with the package's files and returns the executable.
+///
+/// A package is unpacked (and checked, see [`package::unpack`]) once, into
+/// `{cache}/{sha256 of the package}`; every start then hard-links that tree
+/// into its own runtime directory, so a relaunch costs a few links instead of
+/// inflating and writing the whole binary again.
+fn prepare_runtime_dir(
+    cache: &Path,
+    package: &[u8],
+    dir: &Path,
+    chaincode: &ChaincodeName,
+) -> Result<PathBuf, ExecutorError> {
+    let start_error = |what: &str, path: &Path, e: io::Error| ExecutorError::Start {
+        chaincode: chaincode.to_string(),
+        reason: format!("cannot {what} {}: {e}", path.display()),
+    };
+    let unpacked = cache.join(hex::encode(Sha256::digest(package)));
+    if !unpacked.is_dir() {
+        // Unpack beside the cache entry, then rename: a concurrent start of
+        // the same package never sees a half-written tree.
+        let staging = cache.join(format!(
+            ".staging-{}-{}",
+            std::process::id(),
+            STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(cache).map_err(|e| start_error("create", cache, e))?;
+        let unpack = package::unpack(package, &staging, chaincode);
+        if let Err(error) = unpack {
+            let _ = remove_dir(&staging);
+            return Err(error);
+        }
+        if std::fs::rename(&staging, &unpacked).is_err() {
+            // Another start won the race; its tree is the same.
+            let _ = remove_dir(&staging);
+        }
+    }
+    link_tree(&unpacked, dir).map_err(|e| start_error("prepare", dir, e))?;
+    Ok(dir.join(package::EXECUTABLE))
+}
+
+static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Recreates the directory tree `from` at `to`, hard-linking files (copying
+/// where a link is impossible, e.g. across file systems).
+fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 fn remove_dir(dir: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -403,3 +403,35 @@ async fn static_kv_registers_with_a_real_peer() {
         ExitStatus::Code(_) | ExitStatus::Signal(_)
     ));
 }
+
+#[tokio::test]
+async fn a_package_is_unpacked_once_and_linked_into_each_runtime() {
+    use std::os::unix::fs::MetadataExt;
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    let package = script_package(work.path(), "#!/bin/sh\necho cached\nexec sleep 300\n");
+    let mut inodes = Vec::new();
+    for (generation, name) in [(1, "one:1.0"), (2, "one:1.0"), (3, "two:1.0")] {
+        let request = request(name, package.clone(), generation);
+        let (sink, mut rx) = EventSink::channel(request.generation);
+        exec.start(request.clone(), sink).await.unwrap();
+        assert_eq!(next_line(&mut rx, "cached").await, "cached");
+        let executable = exec
+            .runtime_dir(&request.chaincode)
+            .join(package::EXECUTABLE);
+        inodes.push(fs::metadata(&executable).unwrap().ino());
+        exec.stop(&request.chaincode).await.unwrap();
+        assert!(
+            !exec.runtime_dir(&request.chaincode).exists(),
+            "stop removes the runtime dir"
+        );
+    }
+    assert!(
+        inodes.windows(2).all(|w| w[0] == w[1]),
+        "one unpacked copy: {inodes:?}"
+    );
+    let cached: Vec<_> = fs::read_dir(work.path().join("runtimes").join(".packages"))
+        .unwrap()
+        .collect();
+    assert_eq!(cached.len(), 1, "no staging directory left behind");
+}
