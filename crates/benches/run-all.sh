@@ -35,6 +35,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   # way chaincode_samples::static_sample builds it (it reuses this build).
   RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --release \
     --target x86_64-unknown-linux-gnu -p chaincode-samples --bin kv --bin faulty \
+    --config profile.release.strip=true \
     --target-dir "$root/target/static-samples"
 fi
 started=$(date +%s)
