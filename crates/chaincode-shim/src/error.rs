@@ -164,3 +164,18 @@ pub enum ShimError {
         key: String,
     },
 }
+
+impl ShimError {
+    /// Whether the run failed before the peer registered the chaincode, in
+    /// a way a new connection may cure: the peer refused the connection, or
+    /// the transport failed (or the stream ended without a word) before
+    /// REGISTERED. A refusal by the peer (ERROR) is not retryable.
+    pub fn is_retryable_before_register(&self) -> bool {
+        match self {
+            ShimError::Connect { .. } => true,
+            ShimError::Stream { phase, .. } => *phase == "register",
+            ShimError::HandshakeClosed { expected } => *expected == "REGISTERED",
+            _ => false,
+        }
+    }
+}

@@ -62,7 +62,9 @@ pub use chaincode_proto::{ChaincodeName, Response};
 pub use config::Config;
 pub use error::{ConfigError, ShimError};
 pub use futures::future::BoxFuture;
-pub use serve::{FLUSH_TIMEOUT, HANDSHAKE_TIMEOUT, connect, serve_stream, start};
+pub use serve::{
+    CONNECT_RETRIES, FLUSH_TIMEOUT, HANDSHAKE_TIMEOUT, RETRY_PAUSE, connect, serve_stream, start,
+};
 pub use stub::{STATE_CALL_TIMEOUT, Stub};
 
 /// A chaincode: what the peer's INIT and TRANSACTION run.

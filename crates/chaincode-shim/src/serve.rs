@@ -46,7 +46,35 @@ type Inflight = Arc<Mutex<HashMap<String, mpsc::Sender<ChaincodeMessage>>>>;
 /// already queued for the peer (e.g. the ERROR that explains a refused
 /// handshake) are flushed, and `start` waits for the peer to close its side
 /// of the stream, at most [`FLUSH_TIMEOUT`], before it returns.
+///
+/// A connection refused, or a transport failure before REGISTERED came (a
+/// peer just starting, or one whose listen queue overflowed under a burst of
+/// chaincodes), is retried [`CONNECT_RETRIES`] times with a doubling pause
+/// from [`RETRY_PAUSE`]: nothing was registered yet, so a new attempt is
+/// safe. Anything later, or a refusal by the peer, ends the run.
 pub async fn start(chaincode: Arc<dyn Chaincode>, config: Config) -> Result<(), ShimError> {
+    let mut pause = RETRY_PAUSE;
+    for _ in 0..CONNECT_RETRIES {
+        match start_once(chaincode.clone(), &config).await {
+            Err(error) if error.is_retryable_before_register() => {
+                tracing::warn!(chaincode = %config.name, %error, ?pause, "retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            result => return result,
+        }
+    }
+    start_once(chaincode, &config).await
+}
+
+/// How many times [`start`] retries a failed connection before REGISTERED.
+pub const CONNECT_RETRIES: u32 = 5;
+
+/// The first pause between those retries; it doubles each time.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+async fn start_once(chaincode: Arc<dyn Chaincode>, config: &Config) -> Result<(), ShimError> {
+    let config = config.clone();
     let mut client = connect(&config).await?;
     let (outbound, requests) = mpsc::channel(OUTBOUND_CAPACITY);
     let (inbound_tx, inbound) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -214,10 +242,13 @@ where
         let msg = match next {
             None => return Err(ShimError::HandshakeClosed { expected }),
             Some(Err(status)) => {
-                return Err(ShimError::Stream {
-                    phase: "handshake",
-                    status,
-                });
+                // "register" until REGISTERED came: nothing is registered yet.
+                let phase = if want == Type::Registered {
+                    "register"
+                } else {
+                    "handshake"
+                };
+                return Err(ShimError::Stream { phase, status });
             }
             Some(Ok(msg)) => msg,
         };

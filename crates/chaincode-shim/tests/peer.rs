@@ -323,10 +323,18 @@ async fn transaction_before_ready_is_refused() {
 }
 
 #[tokio::test]
-async fn peer_closing_during_handshake_is_an_error() {
-    let (mut conn, shim) = started().await;
-    conn.recv_type(Type::Register).await;
-    drop(conn);
+async fn a_peer_closing_before_registered_is_retried_then_an_error() {
+    let (address, mut accepted) = test_peer().await;
+    let shim = tokio::spawn(chaincode_shim::start(Arc::new(KvTest), config(&address)));
+    // Every attempt registers afresh; the peer drops each one.
+    for _ in 0..=chaincode_shim::CONNECT_RETRIES {
+        let mut conn = tokio::time::timeout(STEP, accepted.recv())
+            .await
+            .expect("a connection in time")
+            .unwrap();
+        conn.recv_type(Type::Register).await;
+        drop(conn);
+    }
     let err = finished(shim).await.unwrap_err();
     assert!(
         matches!(
@@ -337,6 +345,34 @@ async fn peer_closing_during_handshake_is_an_error() {
         ),
         "{err:?}"
     );
+    assert!(
+        accepted.try_recv().is_err(),
+        "no attempt beyond the retries"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_a_dropped_connection_registers_and_serves() {
+    let (address, mut accepted) = test_peer().await;
+    let shim = tokio::spawn(chaincode_shim::start(Arc::new(KvTest), config(&address)));
+    let mut first = tokio::time::timeout(STEP, accepted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    first.recv_type(Type::Register).await;
+    drop(first);
+    let mut second = tokio::time::timeout(STEP, accepted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    second.handshake().await;
+    second
+        .send(ChaincodeMessage::init("t1", &input(&["init", "a"])))
+        .await;
+    let done = second.recv_type(Type::Completed).await;
+    assert_eq!(done.txid, "t1");
+    drop(second);
+    finished(shim).await.unwrap();
 }
 
 #[tokio::test]
