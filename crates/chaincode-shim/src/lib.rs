@@ -63,7 +63,8 @@ pub use config::Config;
 pub use error::{ConfigError, ShimError};
 pub use futures::future::BoxFuture;
 pub use serve::{
-    CONNECT_RETRIES, FLUSH_TIMEOUT, HANDSHAKE_TIMEOUT, RETRY_PAUSE, connect, serve_stream, start,
+    CONNECT_RETRIES, FLUSH_TIMEOUT, HANDSHAKE_TIMEOUT, RETRY_PAUSE, connect, panic_message,
+    serve_stream, start,
 };
 pub use stub::{STATE_CALL_TIMEOUT, Stub};
 

@@ -484,7 +484,8 @@ async fn run_transaction(
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+/// The text of a caught panic's payload (`&str` or `String`), for reports.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         (*text).to_owned()
     } else if let Some(text) = panic.downcast_ref::<String>() {

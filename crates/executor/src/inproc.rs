@@ -97,16 +97,6 @@ fn exit_status(result: Result<(), ShimError>) -> ExitStatus {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-text panic payload".to_owned()
-    }
-}
-
 impl Executor for InprocExecutor {
     fn kind(&self) -> &'static str {
         "inproc"
@@ -150,7 +140,7 @@ impl Executor for InprocExecutor {
                 let status = match shim.await {
                     Ok(result) => exit_status(result),
                     Err(join) if join.is_panic() => {
-                        ExitStatus::Panic(panic_message(join.into_panic().as_ref()))
+                        ExitStatus::Panic(chaincode_shim::panic_message(join.into_panic().as_ref()))
                     }
                     Err(_) => ExitStatus::Other("stopped".to_owned()),
                 };
