@@ -17,6 +17,16 @@ use tokio_stream::wrappers::ReceiverStream;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// A peer in dev mode: it never starts chaincode; tests register themselves.
+async fn dev_peer() -> ChaincodeSupport {
+    peer_with(
+        Arc::new(executor::dev::DevExecutor),
+        |c| c.mode = Mode::Dev,
+        |b| b,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn happy_path_launch_init_transactions_stop() {
     let executor = TaskExecutor::with("kv", kv());
@@ -270,12 +280,7 @@ async fn recording_chaincode(
 
 #[tokio::test]
 async fn dev_mode_waits_for_the_users_register_and_never_sends_a_transaction_before_ready() {
-    let support = peer_with(
-        Arc::new(executor::dev::DevExecutor),
-        |c| c.mode = Mode::Dev,
-        |b| b,
-    )
-    .await;
+    let support = dev_peer().await;
     let cc = name("mine:1.0");
     // Many callers, launching and executing before the chaincode exists.
     let calls: Vec<_> = (0..10)
@@ -311,12 +316,7 @@ async fn dev_mode_waits_for_the_users_register_and_never_sends_a_transaction_bef
 
 #[tokio::test]
 async fn dev_mode_accepts_an_unsolicited_register() {
-    let support = peer_with(
-        Arc::new(executor::dev::DevExecutor),
-        |c| c.mode = Mode::Dev,
-        |b| b,
-    )
-    .await;
+    let support = dev_peer().await;
     let cc = name("solo:1.0");
     let (_recorder, _tx) = recording_chaincode(support.clone(), cc.clone()).await;
     assert!(wait_for_phase(&support, &cc, Phase::Ready, LIMIT).await);
@@ -539,12 +539,7 @@ async fn keepalives_are_sent_while_ready_when_configured() {
 
 #[tokio::test]
 async fn no_keepalive_is_sent_when_the_interval_is_zero() {
-    let support = peer_with(
-        Arc::new(executor::dev::DevExecutor),
-        |c| c.mode = Mode::Dev,
-        |b| b,
-    )
-    .await;
+    let support = dev_peer().await;
     let cc = name("quiet:1.0");
     let (recorder, tx) = recording_chaincode(support.clone(), cc.clone()).await;
     let response = support
