@@ -45,7 +45,7 @@ pub mod protos {
 
 pub use error::ProtoError;
 pub use message::{Payload, decode_payload};
-pub use name::{ChaincodeName, NameError};
+pub use name::{ChaincodeName, NameError, validate_name};
 pub use protos::{
     ChaincodeDeploymentSpec, ChaincodeEvent, ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec,
     ChaincodeMessage, ChaincodeSpec, DelState, GetState, PutState, Response, SignedProposal,
