@@ -55,13 +55,11 @@ pub fn write_package(
     version: &str,
     out: &Path,
 ) -> Result<PathBuf, CliError> {
+    // Checked before anything is read or written: the file name is built
+    // from these, and Fabric's rules leave no '/', no leading '.', no '..'.
     let chaincode =
         ChaincodeName::new(name, version).map_err(|e| CliError::usage(e.to_string()))?;
-    if name.contains('/') || version.contains('/') || name.starts_with('.') {
-        return Err(CliError::usage(format!(
-            "{chaincode}: name and version must not contain '/' or start with '.'"
-        )));
-    }
+    let (name, version) = (chaincode.name(), chaincode.version());
     let spec = deployment_spec(binary, &chaincode)?;
     std::fs::create_dir_all(out).map_err(|e| {
         CliError::new(format!(

@@ -62,9 +62,14 @@ impl InprocExecutor {
         Self::default()
     }
 
-    /// Registers a system chaincode under `name` (no version). Registering a
-    /// name twice is an error.
+    /// Registers a system chaincode under `name` (no version). A name that
+    /// breaks Fabric's name rule ([`chaincode_proto::name::NAME_RULE`]) or is
+    /// already registered is an error, and registers nothing.
     pub fn register(&self, name: &str, factory: ChaincodeFactory) -> Result<(), ExecutorError> {
+        chaincode_proto::validate_name(name).map_err(|source| ExecutorError::InvalidName {
+            kind: "inproc",
+            source,
+        })?;
         let mut factories = self.factories.write();
         if factories.contains_key(name) {
             return Err(ExecutorError::AlreadyRegistered {
@@ -173,5 +178,45 @@ impl Executor for InprocExecutor {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chaincode_shim::{Response, Stub};
+
+    struct Noop;
+
+    impl Chaincode for Noop {
+        fn init<'a>(&'a self, _stub: &'a mut Stub) -> BoxFuture<'a, Response> {
+            Box::pin(async { Response::ok(Vec::new()) })
+        }
+        fn invoke<'a>(&'a self, _stub: &'a mut Stub) -> BoxFuture<'a, Response> {
+            Box::pin(async { Response::ok(Vec::new()) })
+        }
+    }
+
+    fn factory() -> ChaincodeFactory {
+        Arc::new(|| Arc::new(Noop) as Arc<dyn Chaincode>)
+    }
+
+    #[test]
+    fn register_refuses_names_that_break_the_rule_and_keeps_nothing() {
+        let exec = InprocExecutor::new();
+        for bad in ["../x", "/tmp/evil", "", "a:1", "a.b", "a b", "é"] {
+            let err = exec.register(bad, factory()).unwrap_err();
+            assert!(
+                matches!(err, ExecutorError::InvalidName { kind: "inproc", .. }),
+                "{bad:?}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains(chaincode_proto::name::NAME_RULE),
+                "{err}"
+            );
+        }
+        assert!(exec.names().is_empty());
+        exec.register("sys_cc-1", factory()).unwrap();
+        assert_eq!(exec.names(), ["sys_cc-1"]);
     }
 }

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 pub mod dev;
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod file;
 pub mod inproc;
 pub mod package;
 pub mod process;
@@ -244,6 +245,15 @@ pub enum ExecutorError {
         kind: &'static str,
         /// The name.
         chaincode: String,
+    },
+    /// A name to register breaks Fabric's name rule (inproc registry).
+    #[error("cannot register {kind} chaincode: {source}")]
+    InvalidName {
+        /// The backend.
+        kind: &'static str,
+        /// Which rule the name broke.
+        #[source]
+        source: chaincode_proto::NameError,
     },
     /// The backend has no chaincode of that name (inproc registry).
     #[error("no {kind} chaincode named {chaincode}")]

@@ -57,6 +57,7 @@ use flate2::write::GzEncoder;
 use tar::EntryType;
 
 use crate::ExecutorError;
+use crate::file::{Symlinks, read_regular_file};
 
 /// The name of the executable at the root of every code package.
 pub const EXECUTABLE: &str = "chaincode";
@@ -70,18 +71,20 @@ pub const MAX_UNPACKED_BYTES: u64 = 1 << 30;
 /// Packs the executable at `binary` as a code package: a tar.gz holding it as
 /// `chaincode`, mode `0755`.
 ///
-/// An unreadable `binary` is a [`ExecutorError::BadPackage`] whose
-/// `chaincode` field is the binary's path (there is no chaincode name yet).
+/// `binary` must be a regular file (a link to one is followed) of at most
+/// [`MAX_UNPACKED_BYTES`]; a FIFO or device is refused without blocking (see
+/// [`crate::file`]). A refused or unreadable `binary` is an
+/// [`ExecutorError::BadPackage`] whose `chaincode` field is the binary's path
+/// (there is no chaincode name yet).
 pub fn package_binary(binary: &Path) -> Result<Vec<u8>, ExecutorError> {
     let bad = |reason: String| ExecutorError::BadPackage {
         chaincode: binary.display().to_string(),
         reason,
     };
-    let data = fs::read(binary).map_err(|e| bad(format!("cannot read the binary: {e}")))?;
-    let meta = fs::metadata(binary).map_err(|e| bad(format!("cannot stat the binary: {e}")))?;
-    if !meta.is_file() {
-        return Err(bad("the binary is not a regular file".to_owned()));
-    }
+    // A link to the binary is fine (the user names it), but it must lead to
+    // a regular file no larger than any package could unpack to.
+    let data = read_regular_file(binary, MAX_UNPACKED_BYTES, Symlinks::Follow)
+        .map_err(|e| bad(format!("cannot read the binary: {e}")))?;
     let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(EntryType::Regular);
@@ -416,6 +419,29 @@ mod tests {
         assert!(
             matches!(err, ExecutorError::BadPackage { ref chaincode, .. } if chaincode == "/nonexistent/bin"),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn package_binary_refuses_fifos_directories_and_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // O_NONBLOCK: returns at once (a blocking open would hang this test).
+        let err = package_binary(&fifo).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+        let err = package_binary(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        let huge = dir.path().join("huge");
+        fs::File::create(&huge)
+            .unwrap()
+            .set_len(MAX_UNPACKED_BYTES + 1)
+            .unwrap();
+        let err = package_binary(&huge).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("is {} bytes", MAX_UNPACKED_BYTES + 1)),
+            "{err}"
         );
     }
 

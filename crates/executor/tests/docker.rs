@@ -203,13 +203,13 @@ async fn a_package_without_a_binary_is_refused() {
 
     // Stop is idempotent: never started, and a name no container can have.
     executor.stop(&req.chaincode).await.unwrap();
-    executor.stop(&"a-:1".parse().unwrap()).await.unwrap();
+    executor.stop(&"a:-1".parse().unwrap()).await.unwrap();
     // Starting under a name Docker would refuse is a clear Start error.
-    let invalid = request("a-:1", script_package("#!/bin/sh\n"), "127.0.0.1:1", 1);
+    let invalid = request("a:-1", script_package("#!/bin/sh\n"), "127.0.0.1:1", 1);
     let (sink, _rx) = EventSink::channel(invalid.generation);
     let err = executor.start(invalid, sink).await.unwrap_err();
     assert!(
-        matches!(&err, ExecutorError::Start { chaincode, reason } if chaincode == "a-:1" && reason.contains("is not valid")),
+        matches!(&err, ExecutorError::Start { chaincode, reason } if chaincode == "a:-1" && reason.contains("is not valid")),
         "{err:?}"
     );
 }
