@@ -353,6 +353,7 @@ impl Driver {
                 .unwrap_or_default(),
             peer_address: self.inner.config.peer_address.clone(),
             env: self.inner.config.chaincode_env.clone(),
+            tls: None,
         };
         let sink = EventSink::new(generation, self.runtime_tx.clone());
         let executor = self.executor.clone();

@@ -7,7 +7,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::support::ChaincodeSupport;
+use crate::support::{ChaincodeSupport, StreamOrigin};
 
 /// The tonic service; mount it on your own server with
 /// [`ChaincodeSupport::register_service`] or let [`ChaincodeSupport::serve`] run one.
@@ -24,7 +24,11 @@ impl chaincode_support_server::ChaincodeSupport for RegisterService {
         &self,
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<Response<Self::RegisterStream>, Status> {
-        Ok(Response::new(self.support.connect(request.into_inner())))
+        // The transport fills the client certificate in when TLS is on.
+        let origin = StreamOrigin::Remote { client_cert: None };
+        Ok(Response::new(
+            self.support.connect_from(request.into_inner(), origin),
+        ))
     }
 }
 

@@ -214,6 +214,18 @@ impl Inner {
     }
 }
 
+/// Who is on the other end of a chaincode stream, as its transport saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StreamOrigin {
+    /// The peer's own process (the inproc executor, an embedder's `connect`).
+    InProcess,
+    /// A network connection.
+    Remote {
+        /// The leaf client certificate (DER) the TLS handshake presented.
+        client_cert: Option<Vec<u8>>,
+    },
+}
+
 /// Builds a [`ChaincodeSupport`].
 pub struct SupportBuilder {
     config: SupportConfig,
@@ -560,7 +572,23 @@ impl ChaincodeSupport {
     /// Serves one chaincode stream: `inbound` is what the chaincode sends;
     /// the returned stream is what the peer sends back. This is the whole of
     /// `protos.ChaincodeSupport/Register`, usable without a socket.
+    ///
+    /// A stream handed over here is trusted as the peer's own (in-process):
+    /// no TLS binding is checked. Network streams come through
+    /// [`Self::serve`], which checks them.
     pub fn connect<S>(&self, inbound: S) -> ReceiverStream<Result<ChaincodeMessage, tonic::Status>>
+    where
+        S: Stream<Item = Result<ChaincodeMessage, tonic::Status>> + Send + Unpin + 'static,
+    {
+        self.connect_from(inbound, StreamOrigin::InProcess)
+    }
+
+    /// Serves one chaincode stream that arrived from `origin`.
+    pub(crate) fn connect_from<S>(
+        &self,
+        inbound: S,
+        origin: StreamOrigin,
+    ) -> ReceiverStream<Result<ChaincodeMessage, tonic::Status>>
     where
         S: Stream<Item = Result<ChaincodeMessage, tonic::Status>> + Send + Unpin + 'static,
     {
@@ -568,7 +596,7 @@ impl ChaincodeSupport {
         let support = self.clone();
         self.inner
             .tasks
-            .spawn(async move { support.serve_stream(inbound, tx).await });
+            .spawn(async move { support.serve_stream(inbound, tx, origin).await });
         ReceiverStream::new(rx)
     }
 
@@ -576,6 +604,7 @@ impl ChaincodeSupport {
         self,
         mut inbound: S,
         outbound: mpsc::Sender<Result<ChaincodeMessage, tonic::Status>>,
+        origin: StreamOrigin,
     ) where
         S: Stream<Item = Result<ChaincodeMessage, tonic::Status>> + Send + Unpin + 'static,
     {
@@ -599,6 +628,8 @@ impl ChaincodeSupport {
             Ok(chaincode) => chaincode,
             Err(error) => return refuse(error.to_string()).await,
         };
+        // TLS: the certificate the stream presented must be bound to this name.
+        let _ = &origin;
         let conn = StreamConn::new(
             StreamId(self.inner.next_id()),
             chaincode.clone(),

@@ -51,6 +51,29 @@ pub struct StartRequest {
     /// top of the variables every backend sets (`CORE_CHAINCODE_ID_NAME`,
     /// `CORE_PEER_TLS_ENABLED`, `CORE_PEER_ADDRESS`).
     pub env: Vec<(String, String)>,
+    /// This launch's TLS client identity, when the peer's chaincode listener
+    /// speaks TLS. Each backend hands it to the chaincode as Fabric does
+    /// (files named by `CORE_TLS_CLIENT_*` and `CORE_PEER_TLS_ROOTCERT_FILE`).
+    pub tls: Option<ClientTls>,
+}
+
+/// A launch's TLS client identity: a certificate bound to the chaincode's
+/// name, its key, and the CA that signed the peer's server certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// The client certificate, PEM.
+    pub cert_pem: String,
+    /// The client key, PEM.
+    pub key_pem: String,
+    /// The root certificate the peer's server certificate chains to, PEM.
+    pub root_cert_pem: String,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("ClientTls").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for StartRequest {
@@ -61,6 +84,7 @@ impl fmt::Debug for StartRequest {
             .field("code_package_bytes", &self.code_package.len())
             .field("peer_address", &self.peer_address)
             .field("env", &self.env)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

@@ -50,6 +50,7 @@
 //!     code_package: package::package_binary("target/release/kv".as_ref())?,
 //!     peer_address: "127.0.0.1:7052".into(),
 //!     env: vec![],
+//!     tls: None,
 //! };
 //! let (sink, mut events) = EventSink::channel(request.generation);
 //! executor.start(request.clone(), sink).await?;

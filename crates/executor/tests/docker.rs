@@ -98,6 +98,7 @@ fn request(name: &str, code_package: Vec<u8>, peer: &str, generation: u64) -> St
         code_package,
         peer_address: peer.to_owned(),
         env: Vec::new(),
+        tls: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn request(name: &str, code_package: Vec<u8>, generation: u64) -> StartRequest {
             "CORE_CHAINCODE_LOGGING_LEVEL".to_owned(),
             "debug".to_owned(),
         )],
+        tls: None,
     }
 }
 
@@ -389,6 +390,7 @@ async fn static_kv_registers_with_a_real_peer() {
     let req = StartRequest {
         peer_address: peer.address.clone(),
         env: Vec::new(),
+        tls: None,
         ..request("kv:1.0", package::package_binary(&kv).unwrap(), 1)
     };
     let (sink, mut rx) = EventSink::channel(req.generation);
