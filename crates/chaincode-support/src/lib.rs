@@ -49,7 +49,10 @@ pub use config::{Mode, SupportConfig};
 pub use error::SupportError;
 pub use metrics::Metrics;
 pub use server::RegisterService;
-pub use store::{FsSpecStore, MemorySpecStore, MemoryStateStore, SpecStore, StateStore};
+pub use store::{
+    DEFAULT_MAX_PACKAGE_BYTES, FsSpecStore, MemorySpecStore, MemoryStateStore, SpecStore,
+    StateStore,
+};
 pub use support::{
     ChaincodeStatus, ChaincodeSupport, ReadyHandle, SupportBuilder, SupportEvent, SupportEventKind,
     TxKind,

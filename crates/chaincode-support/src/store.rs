@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chaincode_proto::prost::Message;
 use chaincode_proto::{ChaincodeDeploymentSpec, ChaincodeName};
+use executor::file::{ReadFileError, Symlinks, read_regular_file};
 use futures::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
 
@@ -52,20 +53,51 @@ impl SpecStore for MemorySpecStore {
     }
 }
 
+/// The default cap on a package file read by [`FsSpecStore`]: 512 MiB.
+pub const DEFAULT_MAX_PACKAGE_BYTES: u64 = 512 << 20;
+
 /// Specs read from `{dir}/{name}.{version}`, each a marshalled
 /// `ChaincodeDeploymentSpec` (Fabric 1.0's `chaincodes/` directory).
+///
+/// A package file is read only as a regular file inside `dir`:
+/// - its path is built from a [`ChaincodeName`], whose rules leave no `/`,
+///   no leading `.` and no `..` in `{name}.{version}`, so it cannot leave `dir`;
+/// - a symbolic link there is refused, not followed (`O_NOFOLLOW`);
+/// - a FIFO, device or directory is refused, without blocking (`O_NONBLOCK`,
+///   then fstat of the opened file);
+/// - a file over the cap ([`FsSpecStore::with_max_size`], by default
+///   [`DEFAULT_MAX_PACKAGE_BYTES`]) is refused before it is read.
+///
+/// The read runs on tokio's blocking pool.
 #[derive(Debug, Clone)]
 pub struct FsSpecStore {
     dir: PathBuf,
+    max_size: u64,
 }
 
 impl FsSpecStore {
-    /// A store over `dir`.
+    /// A store over `dir`, with the default size cap.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            max_size: DEFAULT_MAX_PACKAGE_BYTES,
+        }
     }
 
-    /// The file that holds the spec of `chaincode`.
+    /// The same store, refusing package files larger than `bytes`.
+    #[must_use]
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// The size cap on a package file, in bytes.
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// The file that holds the spec of `chaincode`: always a direct child of
+    /// the store's directory (see the type docs).
     pub fn path_of(&self, chaincode: &ChaincodeName) -> PathBuf {
         self.dir
             .join(format!("{}.{}", chaincode.name(), chaincode.version()))
@@ -78,12 +110,30 @@ impl SpecStore for FsSpecStore {
         chaincode: &'a ChaincodeName,
     ) -> BoxFuture<'a, Result<ChaincodeDeploymentSpec, String>> {
         let path = self.path_of(chaincode);
+        let max = self.max_size;
         Box::pin(async move {
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            ChaincodeDeploymentSpec::decode(bytes.as_slice())
-                .map_err(|e| format!("{} is not a ChaincodeDeploymentSpec: {e}", path.display()))
+            let read = tokio::task::spawn_blocking(move || {
+                read_regular_file(&path, max, Symlinks::Refuse).map(|bytes| (path, bytes))
+            })
+            .await
+            .map_err(|e| format!("package file of {chaincode}: the read task failed: {e}"))?;
+            let (path, bytes) = read.map_err(|e| {
+                // A refusal says the rule; a missing file needs no lecture.
+                let rule = match e {
+                    ReadFileError::Open { .. } | ReadFileError::Read { .. } => String::new(),
+                    _ => format!(
+                        " (a package must be a regular file in the packages directory, \
+                         not a link, of at most {max} bytes)"
+                    ),
+                };
+                format!("package file of {chaincode}: {e}{rule}")
+            })?;
+            ChaincodeDeploymentSpec::decode(bytes.as_slice()).map_err(|e| {
+                format!(
+                    "package file of {chaincode}: {} is not a ChaincodeDeploymentSpec: {e}",
+                    path.display()
+                )
+            })
         })
     }
 }
