@@ -32,7 +32,8 @@ pub enum ProtoError {
         /// What came, e.g. `TRANSACTION` or `UNKNOWN(99)`.
         actual: String,
     },
-    /// REGISTER carried a chaincode name that is not `name:version`.
+    /// REGISTER carried a chaincode name that is not `name:version` or breaks
+    /// Fabric's name rules (see [`crate::name`]).
     #[error("REGISTER carries an invalid chaincode name: {source}")]
     InvalidName {
         /// Why the name was refused.
