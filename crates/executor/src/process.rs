@@ -377,9 +377,9 @@ impl Executor for ProcessExecutor {
 /// directories.
 ///
 /// ```
-/// let cc = "my cc:1.0".parse().unwrap();
+/// let cc = "my_cc:1.0+rc1".parse().unwrap();
 /// let name = executor::process::runtime_name(&cc);
-/// assert!(name.starts_with("my-cc-1.0-"), "{name}");
+/// assert!(name.starts_with("my_cc-1.0-rc1-"), "{name}");
 /// ```
 pub fn runtime_name(chaincode: &ChaincodeName) -> String {
     let readable: String = format!("{}-{}", chaincode.name(), chaincode.version())

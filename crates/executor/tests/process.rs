@@ -372,9 +372,16 @@ fn runtime_names_are_sanitised_and_distinct() {
         "{a} {b}"
     );
     assert_ne!(a, b);
-    let odd = exec.runtime_name(&"../we ird:1/0".parse().unwrap());
-    assert!(odd.starts_with("..-we-ird-1-0-"), "{odd}");
-    assert!(!odd.contains('/'));
+    // A path in a name never gets this far: the name rules refuse it.
+    assert!(
+        "../we ird:1/0"
+            .parse::<chaincode_proto::ChaincodeName>()
+            .is_err()
+    );
+    // A package-id label's '+' is still sanitised.
+    let hash = "0".repeat(64);
+    let odd = exec.runtime_name(&format!("we+ird.x:{hash}").parse().unwrap());
+    assert!(odd.starts_with(&format!("we-ird.x-{hash}-")), "{odd}");
     assert_eq!(exec.kind(), "process");
 }
 
