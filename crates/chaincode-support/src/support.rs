@@ -759,3 +759,58 @@ impl ChaincodeSupport {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown_peer() -> ChaincodeSupport {
+        ChaincodeSupport::builder(SupportConfig::default()).build()
+    }
+
+    #[tokio::test]
+    async fn unknown_names_leave_no_driver_task_behind() {
+        let support = unknown_peer();
+        let names: Vec<ChaincodeName> = (0..2_000)
+            .map(|i| format!("ghost{i}:1.0").parse().unwrap())
+            .collect();
+        for chunk in names.chunks(250) {
+            let results =
+                futures::future::join_all(chunk.iter().map(|cc| support.launch(cc))).await;
+            assert!(results.iter().all(Result::is_err));
+        }
+        // Every driver ends on its own once its caller is answered.
+        let settled = tokio::time::timeout(Duration::from_secs(20), async {
+            while support.inner.tasks.len() > 0 || support.known_chaincodes() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            settled.is_ok(),
+            "{} tasks, {} entries left",
+            support.inner.tasks.len(),
+            support.known_chaincodes()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_entry_with_mail_is_not_retired() {
+        let support = unknown_peer();
+        let cc: ChaincodeName = "kept:1.0".parse().unwrap();
+        let (reply, _answer) = oneshot::channel();
+        support
+            .send_to(&cc, true, DriverMsg::Stop {
+                waiter: WaiterId(0),
+                reply,
+            })
+            .unwrap();
+        let id = support.inner.registry.lock().get(&cc).map(|e| e.id).unwrap();
+        // A message reached the driver meanwhile: the entry stays.
+        assert!(!support.inner.retire(&cc, id, Phase::Idle, || false));
+        assert_eq!(support.known_chaincodes(), 1);
+        // A stale id never removes a newer entry of the same name.
+        assert!(support.inner.retire(&cc, id + 1_000, Phase::Idle, || true));
+        assert_eq!(support.known_chaincodes(), 1);
+    }
+}
