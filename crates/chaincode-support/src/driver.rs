@@ -563,7 +563,10 @@ impl Driver {
     /// it is worth keeping (and a flood of unknown names must leave nothing).
     fn never_got_past_lookup(&self) -> bool {
         !self.ever_started
-            && matches!(self.machine.last_error(), Some(LaunchError::NotFound { .. }))
+            && matches!(
+                self.machine.last_error(),
+                Some(LaunchError::NotFound { .. })
+            )
             && self.is_quiet()
     }
 
@@ -574,12 +577,11 @@ impl Driver {
             return false;
         }
         let inbox = &self.inbox;
-        let retired = self.inner.retire(
-            &self.chaincode,
-            self.entry_id,
-            self.machine.phase(),
-            || inbox.is_empty(),
-        );
+        let retired =
+            self.inner
+                .retire(&self.chaincode, self.entry_id, self.machine.phase(), || {
+                    inbox.is_empty()
+                });
         if retired {
             debug!(reason = why, "entry forgotten");
             self.retired = true;

@@ -781,7 +781,7 @@ mod tests {
         }
         // Every driver ends on its own once its caller is answered.
         let settled = tokio::time::timeout(Duration::from_secs(20), async {
-            while support.inner.tasks.len() > 0 || support.known_chaincodes() > 0 {
+            while !support.inner.tasks.is_empty() || support.known_chaincodes() > 0 {
                 tokio::task::yield_now().await;
             }
         })
@@ -800,12 +800,22 @@ mod tests {
         let cc: ChaincodeName = "kept:1.0".parse().unwrap();
         let (reply, _answer) = oneshot::channel();
         support
-            .send_to(&cc, true, DriverMsg::Stop {
-                waiter: WaiterId(0),
-                reply,
-            })
+            .send_to(
+                &cc,
+                true,
+                DriverMsg::Stop {
+                    waiter: WaiterId(0),
+                    reply,
+                },
+            )
             .unwrap();
-        let id = support.inner.registry.lock().get(&cc).map(|e| e.id).unwrap();
+        let id = support
+            .inner
+            .registry
+            .lock()
+            .get(&cc)
+            .map(|e| e.id)
+            .unwrap();
         // A message reached the driver meanwhile: the entry stays.
         assert!(!support.inner.retire(&cc, id, Phase::Idle, || false));
         assert_eq!(support.known_chaincodes(), 1);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chaincode_proto::ChaincodeName;
 use chaincode_support::{
-    ChaincodeSupport, MemorySpecStore, SupportConfig, SupportError, SupportEvent,
-    SupportEventKind, TxKind,
+    ChaincodeSupport, MemorySpecStore, SupportConfig, SupportError, SupportEvent, SupportEventKind,
+    TxKind,
 };
 use common::*;
 use executor::inproc::InprocExecutor;
@@ -177,13 +177,22 @@ async fn with_the_registry_full_a_new_name_fails_at_once_and_creates_nothing() {
     assert!(error.to_string().contains('3'), "{error}");
     assert_eq!(support.known_chaincodes(), 3);
     assert_eq!(executor.starts(), 3);
-    assert!(support.status().iter().all(|s| s.chaincode != name("d:1.0")));
+    assert!(
+        support
+            .status()
+            .iter()
+            .all(|s| s.chaincode != name("d:1.0"))
+    );
     assert_eq!(chaincode_series(&support), series_before);
     assert_eq!(phase_gauge_total(&support), 3);
 
     // Names already known are unaffected.
     let put = support
-        .execute(&name("a:1.0"), TxKind::Transaction, &args(&["put", "k", "v"]))
+        .execute(
+            &name("a:1.0"),
+            TxKind::Transaction,
+            &args(&["put", "k", "v"]),
+        )
         .await
         .unwrap();
     assert_eq!(put.status, 200);
@@ -234,12 +243,9 @@ fn inproc_runtime() -> ChaincodeSupport {
 
 async fn next_removal(events: &mut broadcast::Receiver<SupportEvent>) -> ChaincodeName {
     loop {
-        match events.recv().await.unwrap() {
-            SupportEvent {
-                chaincode,
-                kind: SupportEventKind::Removed,
-            } => return chaincode,
-            _ => {}
+        let event = events.recv().await.unwrap();
+        if event.kind == SupportEventKind::Removed {
+            return event.chaincode;
         }
     }
 }
