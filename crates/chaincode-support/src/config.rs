@@ -37,6 +37,18 @@ pub struct SupportConfig {
     /// How long a stopping runtime may take before the stop is reported as
     /// failed (the executor's own grace comes first).
     pub stop_timeout: Duration,
+
+    // Registry limits: what the runtime keeps per chaincode name is bounded.
+    /// How long an idle entry (nothing running, nobody waiting) stays known
+    /// before it is forgotten: its driver, `status()` row and metric series
+    /// go (default 10 min; zero = kept until shutdown). A later launch of the
+    /// name starts afresh at generation 1.
+    pub idle_eviction: Duration,
+    /// How many chaincode names the runtime knows at once (default 10,000).
+    /// A launch of a new name beyond it fails at once with
+    /// [`crate::SupportError::TooManyChaincodes`]; names already known are
+    /// unaffected.
+    pub max_chaincodes: usize,
 }
 
 impl SupportConfig {
@@ -46,6 +58,11 @@ impl SupportConfig {
     /// The startup timeout actually used: never below the minimum.
     pub fn effective_startup_timeout(&self) -> Duration {
         self.startup_timeout.max(Self::MIN_STARTUP_TIMEOUT)
+    }
+
+    /// The idle eviction delay, `None` when idle entries are kept.
+    pub fn idle_eviction_after(&self) -> Option<Duration> {
+        (!self.idle_eviction.is_zero()).then_some(self.idle_eviction)
     }
 
     /// The keepalive interval, `None` when off.
@@ -66,6 +83,8 @@ impl Default for SupportConfig {
             network_id: "dev".to_owned(),
             chaincode_env: Vec::new(),
             stop_timeout: Duration::from_secs(30),
+            idle_eviction: Duration::from_secs(600),
+            max_chaincodes: 10_000,
         }
     }
 }

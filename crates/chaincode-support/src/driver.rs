@@ -3,6 +3,13 @@
 //!
 //! It is the only place the machine is touched, so the start and stop of
 //! one chaincode never overlap, and chaincodes never wait on each other.
+//!
+//! A driver also ends on its own, taking its registry entry and metric
+//! series with it, when its chaincode is quiet (idle, nobody waiting,
+//! nothing running or connected) and either never got past the spec lookup
+//! (an unknown name) or stayed quiet for the idle eviction delay. This is
+//! registry bookkeeping, not a launch rule, so it lives here and not in
+//! `launch_fsm`: the machine would be the same whether the entry is kept.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -87,6 +94,15 @@ pub(crate) struct Driver {
     last_exit: Option<(Generation, String)>,
     launch_span: tracing::Span,
     status: Arc<Mutex<EntryStatus>>,
+    /// This driver's registry entry (a later entry of the same name differs).
+    entry_id: u64,
+    /// Whether a runtime was ever asked to start: such an entry is kept
+    /// (its last error is useful) until idle eviction.
+    ever_started: bool,
+    /// Since when the chaincode has been quiet.
+    quiet_since: Option<std::time::Instant>,
+    /// Whether the entry already left the registry (and its metrics).
+    retired: bool,
 }
 
 impl Driver {
@@ -100,6 +116,7 @@ impl Driver {
         inbox: mpsc::UnboundedReceiver<DriverMsg>,
         self_tx: mpsc::UnboundedSender<DriverMsg>,
         status: Arc<Mutex<EntryStatus>>,
+        entry_id: u64,
     ) -> Self {
         let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
         Self {
@@ -124,6 +141,10 @@ impl Driver {
             last_exit: None,
             launch_span: tracing::Span::none(),
             status,
+            entry_id,
+            ever_started: false,
+            quiet_since: None,
+            retired: false,
         }
     }
 
@@ -133,6 +154,7 @@ impl Driver {
             self.inner.metrics.phase_changed(None, Some(Phase::Idle));
             loop {
                 let deadline = self.machine.poll_timeout();
+                let evict_at = self.eviction_deadline();
                 tokio::select! {
                     // A backend reports an exit before its stop returns:
                     // take its events first so they are seen in that order.
@@ -147,9 +169,18 @@ impl Driver {
                         self.machine.handle_timeout(now());
                         self.publish();
                     }
+                    () = sleep_until(evict_at), if evict_at.is_some() => {
+                        if evict_at.is_some_and(|at| now() >= at) && self.retire("idle") {
+                            break;
+                        }
+                    }
                 }
                 self.drain().await;
                 self.publish();
+                self.track_quiet();
+                if self.never_got_past_lookup() && self.retire("unknown") {
+                    break;
+                }
             }
             self.finish().await;
         }
@@ -290,7 +321,10 @@ impl Driver {
                     let _ = reply.send(DriverMsg::SpecLookup { generation, result });
                 });
             }
-            Action::StartRuntime { generation } => self.start_runtime(generation),
+            Action::StartRuntime { generation } => {
+                self.ever_started = true;
+                self.start_runtime(generation)
+            }
             Action::SendRegistered { stream, .. } => {
                 if !self.send(stream, ChaincodeMessage::registered()).await {
                     follow_ups.push_back(Input::StreamClosed { stream });
@@ -393,7 +427,13 @@ impl Driver {
 
     fn complete_launch(&mut self, waiters: Vec<WaiterId>, result: Result<Generation, LaunchError>) {
         let generation = self.machine.generation();
-        if self.recorded != generation && !matches!(result, Err(LaunchError::Stopped { .. })) {
+        // A name whose spec was never found gets no series: unknown names
+        // must not grow the metrics.
+        let measured = !matches!(
+            result,
+            Err(LaunchError::Stopped { .. } | LaunchError::NotFound { .. })
+        );
+        if self.recorded != generation && measured {
             self.recorded = generation;
             let took = self
                 .machine
@@ -489,7 +529,68 @@ impl Driver {
         });
     }
 
-    /// The driver is going away (shutdown): nothing may be left behind.
+    /// Whether nothing runs, connects, waits or is under way: the entry
+    /// could go without anyone noticing.
+    fn is_quiet(&self) -> bool {
+        self.machine.phase() == Phase::Idle
+            && self.machine.waiters().is_empty()
+            && self.machine.queued() == 0
+            && self.machine.stream().is_none()
+            && !self.machine.runtime_started()
+            && self.machine.poll_timeout().is_none()
+            && self.waiters.is_empty()
+            && self.stop_waiters.is_empty()
+            && self.streams.is_empty()
+            && self.ready.is_none()
+            && self.start_task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    fn track_quiet(&mut self) {
+        if !self.is_quiet() {
+            self.quiet_since = None;
+        } else if self.quiet_since.is_none() {
+            self.quiet_since = Some(now());
+        }
+    }
+
+    /// When a quiet entry is evicted, if it is quiet and eviction is on.
+    fn eviction_deadline(&self) -> Option<std::time::Instant> {
+        let after = self.inner.config.idle_eviction_after()?;
+        Some(self.quiet_since? + after)
+    }
+
+    /// A name whose only launches failed at the spec lookup: nothing about
+    /// it is worth keeping (and a flood of unknown names must leave nothing).
+    fn never_got_past_lookup(&self) -> bool {
+        !self.ever_started
+            && matches!(
+                self.machine.last_error(),
+                Some(LaunchError::NotFound { .. })
+            )
+            && self.is_quiet()
+    }
+
+    /// Leaves the registry if the chaincode is still quiet and no message
+    /// is on its way; true if the driver must now end.
+    fn retire(&mut self, why: &'static str) -> bool {
+        if !self.is_quiet() {
+            return false;
+        }
+        let inbox = &self.inbox;
+        let retired =
+            self.inner
+                .retire(&self.chaincode, self.entry_id, self.machine.phase(), || {
+                    inbox.is_empty()
+                });
+        if retired {
+            debug!(reason = why, "entry forgotten");
+            self.retired = true;
+        }
+        retired
+    }
+
+    /// The driver is going away (shutdown or retirement): nothing may be
+    /// left behind.
     async fn finish(mut self) {
         if let Some(start) = self.start_task.take() {
             start.abort();
@@ -507,9 +608,11 @@ impl Driver {
         for (_, reply) in self.stop_waiters.drain() {
             let _ = reply.send(());
         }
-        self.inner
-            .metrics
-            .phase_changed(Some(self.machine.phase()), None);
+        if !self.retired {
+            self.inner
+                .metrics
+                .phase_changed(Some(self.machine.phase()), None);
+        }
     }
 }
 

@@ -60,6 +60,15 @@ pub enum SupportError {
         /// What was wrong.
         reason: String,
     },
+    /// The runtime already knows as many chaincodes as it may
+    /// ([`crate::SupportConfig::max_chaincodes`]); nothing was created.
+    #[error("launch of {chaincode} refused: the peer already knows {limit} chaincodes")]
+    TooManyChaincodes {
+        /// `name:version`.
+        chaincode: String,
+        /// The limit in force.
+        limit: usize,
+    },
     /// The runtime is shutting down and takes no new work.
     #[error("{chaincode}: the peer is shutting down")]
     ShuttingDown {

@@ -36,6 +36,10 @@ fn launch_histogram() -> Histogram {
 /// `chaincode_launch_failures`, `chaincode_launch_timeouts`,
 /// `chaincode_execute_timeouts` (Fabric's names) and `chaincode_phase`, the
 /// number of chaincodes in each phase.
+///
+/// Series labelled with a chaincode exist only while the runtime knows the
+/// chaincode: they go when its entry is forgotten, so their number is
+/// bounded by [`crate::SupportConfig::max_chaincodes`].
 #[derive(Debug)]
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -144,6 +148,22 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Removes every series labelled with `chaincode` (its entry is gone).
+    pub(crate) fn forget(&self, chaincode: &str) {
+        for success in [true, false] {
+            self.launch_duration.remove(&LaunchLabels {
+                chaincode: chaincode.to_owned(),
+                success: success.to_string(),
+            });
+        }
+        let labels = ChaincodeLabels {
+            chaincode: chaincode.to_owned(),
+        };
+        self.launch_failures.remove(&labels);
+        self.launch_timeouts.remove(&labels);
+        self.execute_timeouts.remove(&labels);
     }
 
     /// The metrics as Prometheus text exposition.

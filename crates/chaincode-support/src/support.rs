@@ -58,6 +58,9 @@ pub enum SupportEventKind {
     },
     /// A long step made progress (an image build).
     Progress(String),
+    /// The runtime forgot the chaincode (an unknown name, or idle for the
+    /// idle eviction delay): `status()` no longer shows it.
+    Removed,
 }
 
 /// One chaincode as `status()` shows it.
@@ -179,7 +182,12 @@ impl ReadyHandle {
     }
 }
 
+/// One chaincode the runtime knows. It leaves the registry only under the
+/// registry lock, by its own driver, when that driver's inbox is empty: a
+/// message sent to an entry found in the registry is always read.
 struct Entry {
+    /// Tells this entry from a later one of the same name.
+    id: u64,
     tx: mpsc::UnboundedSender<DriverMsg>,
     status: Arc<Mutex<EntryStatus>>,
 }
@@ -211,6 +219,38 @@ impl Inner {
     pub(crate) fn emit(&self, event: SupportEvent) {
         // No watcher is fine.
         let _ = self.events.send(event);
+    }
+
+    /// Removes the entry `id` of `chaincode`, in `phase`, with its metric
+    /// series, unless `inbox_empty` says a message reached its driver.
+    /// Checked under the registry lock, which every sender holds, so no
+    /// message can slip in between the check and the removal: a later
+    /// sender finds no entry and creates a fresh driver. True if the entry
+    /// is gone (or was already, at shutdown) and the driver must end.
+    pub(crate) fn retire(
+        &self,
+        chaincode: &ChaincodeName,
+        id: u64,
+        phase: Phase,
+        inbox_empty: impl FnOnce() -> bool,
+    ) -> bool {
+        {
+            let mut registry = self.registry.lock();
+            if !inbox_empty() {
+                return false;
+            }
+            if registry.get(chaincode).is_some_and(|entry| entry.id == id) {
+                registry.remove(chaincode);
+            }
+            // Still under the lock: once the entry is gone, so are its series.
+            self.metrics.forget(&chaincode.to_string());
+            self.metrics.phase_changed(Some(phase), None);
+        }
+        self.emit(SupportEvent {
+            chaincode: chaincode.clone(),
+            kind: SupportEventKind::Removed,
+        });
+        true
     }
 }
 
@@ -523,6 +563,7 @@ impl ChaincodeSupport {
         }
         let mut registry = self.inner.registry.lock();
         if let Some(entry) = registry.get(chaincode) {
+            // Sent under the lock: the driver cannot leave before reading it.
             let _ = entry.tx.send(message);
             return Ok(());
         }
@@ -532,6 +573,13 @@ impl ChaincodeSupport {
                 let _ = reply.send(());
             }
             return Ok(());
+        }
+        let limit = self.inner.config.max_chaincodes;
+        if registry.len() >= limit {
+            return Err(SupportError::TooManyChaincodes {
+                chaincode: chaincode.to_string(),
+                limit,
+            });
         }
         let entry = self.spawn_driver(chaincode);
         let _ = entry.tx.send(message);
@@ -555,6 +603,7 @@ impl ChaincodeSupport {
             last_error: None,
         }));
         let (tx, inbox) = mpsc::unbounded_channel();
+        let id = self.inner.next_id();
         let driver = Driver::new(
             chaincode.clone(),
             self.inner.clone(),
@@ -564,9 +613,10 @@ impl ChaincodeSupport {
             inbox,
             tx.clone(),
             status.clone(),
+            id,
         );
         self.inner.tasks.spawn(driver.run());
-        Entry { tx, status }
+        Entry { id, tx, status }
     }
 
     /// Serves one chaincode stream: `inbound` is what the chaincode sends;
@@ -707,5 +757,70 @@ impl ChaincodeSupport {
     /// Whether [`Self::shutdown`] has been called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown_peer() -> ChaincodeSupport {
+        ChaincodeSupport::builder(SupportConfig::default()).build()
+    }
+
+    #[tokio::test]
+    async fn unknown_names_leave_no_driver_task_behind() {
+        let support = unknown_peer();
+        let names: Vec<ChaincodeName> = (0..2_000)
+            .map(|i| format!("ghost{i}:1.0").parse().unwrap())
+            .collect();
+        for chunk in names.chunks(250) {
+            let results =
+                futures::future::join_all(chunk.iter().map(|cc| support.launch(cc))).await;
+            assert!(results.iter().all(Result::is_err));
+        }
+        // Every driver ends on its own once its caller is answered.
+        let settled = tokio::time::timeout(Duration::from_secs(20), async {
+            while !support.inner.tasks.is_empty() || support.known_chaincodes() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            settled.is_ok(),
+            "{} tasks, {} entries left",
+            support.inner.tasks.len(),
+            support.known_chaincodes()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_entry_with_mail_is_not_retired() {
+        let support = unknown_peer();
+        let cc: ChaincodeName = "kept:1.0".parse().unwrap();
+        let (reply, _answer) = oneshot::channel();
+        support
+            .send_to(
+                &cc,
+                true,
+                DriverMsg::Stop {
+                    waiter: WaiterId(0),
+                    reply,
+                },
+            )
+            .unwrap();
+        let id = support
+            .inner
+            .registry
+            .lock()
+            .get(&cc)
+            .map(|e| e.id)
+            .unwrap();
+        // A message reached the driver meanwhile: the entry stays.
+        assert!(!support.inner.retire(&cc, id, Phase::Idle, || false));
+        assert_eq!(support.known_chaincodes(), 1);
+        // A stale id never removes a newer entry of the same name.
+        assert!(support.inner.retire(&cc, id + 1_000, Phase::Idle, || true));
+        assert_eq!(support.known_chaincodes(), 1);
     }
 }
