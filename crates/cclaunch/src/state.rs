@@ -9,8 +9,9 @@
 //!
 //! # Guarantees
 //! - The directory is created with mode `0700`; an existing one that other
-//!   users may enter is refused (its admin socket and CA key are the keys to
-//!   the peer).
+//!   users may write to is refused (they could replace the admin socket).
+//!   Reading is closed by the files themselves: the socket is `0600`, the
+//!   CA lives in a `0700` directory with its key `0600`.
 //! - The CA lives in `{state}/tls` ([`peer_ca`]), its key `0600`.
 
 use std::fs;
@@ -74,8 +75,8 @@ pub fn tls_dir(state_dir: &Path) -> PathBuf {
     state_dir.join(TLS_DIR)
 }
 
-/// Creates `dir` (mode `0700`, parents too) or checks that an existing one
-/// is closed to other users.
+/// Creates `dir` (mode `0700`, parents too) or checks that other users
+/// cannot write to an existing one.
 pub fn prepare(dir: &Path) -> Result<(), CliError> {
     let failed = |e: std::io::Error| {
         CliError::new(format!(
@@ -97,9 +98,9 @@ pub fn prepare(dir: &Path) -> Result<(), CliError> {
         )));
     }
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if mode & 0o022 != 0 {
         return Err(CliError::new(format!(
-            "the state directory {} has mode {mode:o}: other users could reach the peer's admin socket and CA key",
+            "the state directory {} has mode {mode:o}: other users could replace the peer's admin socket",
             dir.display()
         ))
         .with_hint(format!("chmod 700 {}", dir.display())));
@@ -228,15 +229,19 @@ mod tests {
     }
 
     #[test]
-    fn prepare_creates_0700_and_refuses_an_open_directory() {
+    fn prepare_creates_0700_and_refuses_a_writable_directory() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b");
         prepare(&dir).unwrap();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let err = prepare(&dir).unwrap_err();
-        assert!(err.message.contains("mode 755"), "{err}");
+        prepare(&dir).unwrap();
+        for open in [0o775, 0o757, 0o777] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(open)).unwrap();
+            let err = prepare(&dir).unwrap_err();
+            assert!(err.message.contains(&format!("mode {open:o}")), "{err}");
+        }
     }
 
     #[test]

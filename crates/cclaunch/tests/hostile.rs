@@ -34,7 +34,8 @@ mod admin_api {
     }
 
     /// Another local user must not reach the socket: it is 0600 inside a
-    /// 0700 state directory, and an open state directory is refused.
+    /// 0700 state directory, and a state directory others may write to (and
+    /// so replace the socket) is refused.
     #[test]
     fn the_admin_socket_is_0600_in_a_0700_state_dir() {
         let dir = tempfile::tempdir().unwrap();
@@ -46,7 +47,7 @@ mod admin_api {
 
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let output = cclaunch(&[
             "peer",
             "--state-dir",
@@ -57,7 +58,7 @@ mod admin_api {
         let (_, stderr) = texts(&output);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert!(
-            stderr.contains("has mode 755: other users could reach the peer's admin socket")
+            stderr.contains("has mode 777: other users could replace the peer's admin socket")
                 && stderr.contains("hint: chmod 700"),
             "{stderr}"
         );
