@@ -96,9 +96,8 @@ mod admin_api {
 
         // A socket left by a killed peer is stale: the next peer replaces it.
         let mut killed = Peer::start(&state, &["--listen", "127.0.0.1:0"], dir.path());
-        killed
-            .signal_and_wait(nix::sys::signal::Signal::SIGKILL)
-            .code();
+        let status = killed.signal_and_wait(nix::sys::signal::Signal::SIGKILL);
+        assert!(!status.success());
         assert!(state.join("admin.sock").exists());
         let again = Peer::start(&state, &["--listen", "127.0.0.1:0"], dir.path());
         assert!(again.ps().is_empty());
