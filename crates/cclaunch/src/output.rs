@@ -127,11 +127,14 @@ impl Spinner {
         }
     }
 
-    /// Prints a line above the spinner (or plainly without one).
+    /// Prints a line above the spinner (or plainly without one). A closed
+    /// stdout is ignored here: the caller carries on (and cleans up).
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => {
+                let _ = outln!("{line}");
+            }
         }
     }
 
