@@ -47,7 +47,7 @@ pub struct PeerArgs {
     /// The executor of user chaincode (`chaincode.executor`) [default: process].
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorName>,
-    /// Where packages (`{name}.{version}`) are read [default: ./packages, or {peer.fileSystemPath}/chaincodes].
+    /// Where packages (`{name}.{version}`) are read [default: ./packages, or {peer.fileSystemPath or --state-dir}/chaincodes].
     #[arg(long, value_name = "DIR")]
     pub packages: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (`metrics.listenAddress`).

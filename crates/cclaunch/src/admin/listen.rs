@@ -171,7 +171,14 @@ pub async fn bind_socket(path: &Path) -> Result<(UnixListener, AdminSocket), Cli
                 })?;
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
-            _ => {
+            Ok(Err(e)) => {
+                return Err(CliError::new(format!(
+                    "cannot tell whether a peer answers on the admin socket {shown}: {e}"
+                ))
+                .with_hint(format!("remove {shown} if no peer uses it")));
+            }
+            // It accepted, or it is too busy to: a peer is there.
+            Ok(Ok(_)) | Err(_) => {
                 return Err(CliError::new(format!(
                     "another peer is running with this state directory: its admin socket {shown} accepts connections"
                 ))
