@@ -20,7 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chaincode_tls::{CertAuthority, CertHash, IssuedCert};
+use chaincode_tls::{CertAuthority, IssuedCert};
 
 use crate::error::CliError;
 
@@ -166,11 +166,6 @@ pub fn admin_client_identity(ca: &CertAuthority, tls_dir: &Path) -> Result<Issue
     write_private(&cert_path, issued.cert_pem.as_bytes(), 0o644)
         .map_err(|e| file_error(&cert_path, &e))?;
     Ok(issued)
-}
-
-/// The hash of the first certificate in `pem`.
-pub fn cert_hash(pem: &str) -> Result<CertHash, String> {
-    first_cert_der(pem).map(|der| CertHash::of(&der))
 }
 
 fn first_cert_der(pem: &str) -> Result<Vec<u8>, String> {
