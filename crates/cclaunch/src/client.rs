@@ -5,11 +5,38 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
+use tonic::transport::Channel;
 
-use crate::admin::proto::{InvokeRequest, LaunchRequest, PsRequest, StopRequest, WatchRequest};
-use crate::admin::{cli_error, connect};
+use crate::admin::AdminClient;
+use crate::admin::client::{Resolved, cli_error, connect, deadline_error, with_deadline};
+use crate::admin::proto::{
+    ChaincodeInfo, InvokeRequest, LaunchRequest, PsRequest, StopRequest, WatchRequest,
+};
 use crate::error::CliError;
-use crate::output::{Output, Spinner};
+use crate::output::{Output, Spinner, outln};
+
+/// How long `launch` and `invoke` wait by default: longer than the peer's
+/// default startup timeout (300 s), so that the peer's own error arrives first.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(330);
+/// How long `stop` waits by default (the peer's stop grace and more).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `ps` (all pages) and the start of `watch` wait by default.
+pub const SHORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a command reaches the peer: where, and how long it waits for an answer.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The admin API's address and how it was chosen.
+    pub resolved: Resolved,
+    /// The deadline of the command's call(s).
+    pub timeout: Duration,
+}
+
+impl Admin {
+    async fn connect(&self) -> Result<AdminClient<Channel>, CliError> {
+        connect(&self.resolved).await
+    }
+}
 
 fn check_name(chaincode: &str) -> Result<(), CliError> {
     chaincode
@@ -19,17 +46,20 @@ fn check_name(chaincode: &str) -> Result<(), CliError> {
 }
 
 /// `cclaunch launch CCID`.
-pub async fn launch(admin: &str, chaincode: &str, out: Output) -> Result<(), CliError> {
+pub async fn launch(admin: &Admin, chaincode: &str, out: Output) -> Result<(), CliError> {
     check_name(chaincode)?;
-    let mut client = connect(admin).await?;
+    let mut client = admin.connect().await?;
     let spinner = Spinner::start(format!("launching {chaincode}"), out.json);
-    let reply = client
-        .launch(LaunchRequest {
+    let reply = with_deadline(
+        &admin.resolved,
+        &format!("launch of {chaincode}"),
+        admin.timeout,
+        client.launch(LaunchRequest {
             chaincode: chaincode.to_owned(),
-        })
-        .await
-        .map_err(|status| cli_error(&status, chaincode))?
-        .into_inner();
+        }),
+    )
+    .await?
+    .map_err(|status| cli_error(&status, chaincode))?;
     drop(spinner);
     if out.json {
         out.json_line(&json!({
@@ -37,35 +67,40 @@ pub async fn launch(admin: &str, chaincode: &str, out: Output) -> Result<(), Cli
             "phase": "ready",
             "generation": reply.generation,
             "took_ms": reply.took_ms,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "{} ready (generation {}, launched in {} ms)",
-            reply.chaincode, reply.generation, reply.took_ms
-        );
+            reply.chaincode,
+            reply.generation,
+            reply.took_ms
+        )?;
     }
     Ok(())
 }
 
 /// `cclaunch invoke CCID [--init] ARG...`: a status other than 200 fails.
 pub async fn invoke(
-    admin: &str,
+    admin: &Admin,
     chaincode: &str,
     init: bool,
     args: Vec<String>,
     out: Output,
 ) -> Result<(), CliError> {
     check_name(chaincode)?;
-    let mut client = connect(admin).await?;
-    let reply = client
-        .invoke(InvokeRequest {
+    let mut client = admin.connect().await?;
+    let reply = with_deadline(
+        &admin.resolved,
+        &format!("invoke of {chaincode}"),
+        admin.timeout,
+        client.invoke(InvokeRequest {
             chaincode: chaincode.to_owned(),
             init,
             args: args.into_iter().map(String::into_bytes).collect(),
-        })
-        .await
-        .map_err(|status| cli_error(&status, chaincode))?
-        .into_inner();
+        }),
+    )
+    .await?
+    .map_err(|status| cli_error(&status, chaincode))?;
     let payload = String::from_utf8_lossy(&reply.payload);
     if out.json {
         out.json_line(&json!({
@@ -73,13 +108,13 @@ pub async fn invoke(
             "status": reply.status,
             "message": reply.message,
             "payload": payload,
-        }));
+        }))?;
     } else {
-        println!("status: {}", reply.status);
+        outln!("status: {}", reply.status)?;
         if !reply.message.is_empty() {
-            println!("message: {}", reply.message);
+            outln!("message: {}", reply.message)?;
         }
-        println!("payload: {payload}");
+        outln!("payload: {payload}")?;
     }
     if reply.status == 200 {
         Ok(())
@@ -98,19 +133,23 @@ pub async fn invoke(
 }
 
 /// `cclaunch stop CCID`.
-pub async fn stop(admin: &str, chaincode: &str, out: Output) -> Result<(), CliError> {
+pub async fn stop(admin: &Admin, chaincode: &str, out: Output) -> Result<(), CliError> {
     check_name(chaincode)?;
-    let mut client = connect(admin).await?;
-    client
-        .stop(StopRequest {
+    let mut client = admin.connect().await?;
+    with_deadline(
+        &admin.resolved,
+        &format!("stop of {chaincode}"),
+        admin.timeout,
+        client.stop(StopRequest {
             chaincode: chaincode.to_owned(),
-        })
-        .await
-        .map_err(|status| cli_error(&status, chaincode))?;
+        }),
+    )
+    .await?
+    .map_err(|status| cli_error(&status, chaincode))?;
     if out.json {
-        out.json_line(&json!({"chaincode": chaincode, "stopped": true}));
+        out.json_line(&json!({"chaincode": chaincode, "stopped": true}))?;
     } else {
-        println!("{chaincode} stopped");
+        outln!("{chaincode} stopped")?;
     }
     Ok(())
 }
@@ -125,17 +164,50 @@ fn uptime_text(ms: Option<u64>) -> String {
     }
 }
 
-/// `cclaunch ps`.
-pub async fn ps(admin: &str, out: Output) -> Result<(), CliError> {
-    let mut client = connect(admin).await?;
-    let reply = client
-        .ps(PsRequest {})
+/// Every entry of `ps`, page after page (`page_size` 0 = the server's
+/// choice), all within `admin.timeout`.
+pub async fn ps_all(
+    client: &mut AdminClient<Channel>,
+    admin: &Admin,
+    page_size: u32,
+) -> Result<Vec<ChaincodeInfo>, CliError> {
+    let pages = async {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let reply = client
+                .ps(PsRequest {
+                    page_size,
+                    page_token: page_token.clone(),
+                })
+                .await
+                .map_err(|status| cli_error(&status, ""))?
+                .into_inner();
+            all.extend(reply.chaincodes);
+            if reply.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            // Tokens move forward in name order; one that does not would loop.
+            if reply.next_page_token <= page_token {
+                return Err(CliError::new(format!(
+                    "ps: the peer's admin API at {} returned a page token that does not advance",
+                    admin.resolved
+                )));
+            }
+            page_token = reply.next_page_token;
+        }
+    };
+    tokio::time::timeout(admin.timeout, pages)
         .await
-        .map_err(|status| cli_error(&status, ""))?
-        .into_inner();
+        .map_err(|_| deadline_error(&admin.resolved, "ps", admin.timeout))?
+}
+
+/// `cclaunch ps`.
+pub async fn ps(admin: &Admin, out: Output) -> Result<(), CliError> {
+    let mut client = admin.connect().await?;
+    let chaincodes = ps_all(&mut client, admin, 0).await?;
     if out.json {
-        let all: Vec<_> = reply
-            .chaincodes
+        let all: Vec<_> = chaincodes
             .iter()
             .map(|cc| {
                 json!({
@@ -148,21 +220,23 @@ pub async fn ps(admin: &str, out: Output) -> Result<(), CliError> {
                 })
             })
             .collect();
-        out.json_line(&serde_json::Value::Array(all));
-        return Ok(());
+        return out.json_line(&serde_json::Value::Array(all));
     }
-    if reply.chaincodes.is_empty() {
-        println!(
+    if chaincodes.is_empty() {
+        return outln!(
             "no chaincode known to the peer yet (launch one with `cclaunch launch NAME:VERSION`)"
         );
-        return Ok(());
     }
-    println!(
+    outln!(
         "{:<24} {:<18} {:<8} {:>4} {:>8}  LAST ERROR",
-        "CHAINCODE", "PHASE", "EXECUTOR", "GEN", "UPTIME"
-    );
-    for cc in &reply.chaincodes {
-        println!(
+        "CHAINCODE",
+        "PHASE",
+        "EXECUTOR",
+        "GEN",
+        "UPTIME"
+    )?;
+    for cc in &chaincodes {
+        outln!(
             "{:<24} {:<18} {:<8} {:>4} {:>8}  {}",
             cc.chaincode,
             cc.phase,
@@ -174,23 +248,30 @@ pub async fn ps(admin: &str, out: Output) -> Result<(), CliError> {
             } else {
                 &cc.last_error
             }
-        );
+        )?;
     }
     Ok(())
 }
 
 /// `cclaunch watch [--for SECS]`: prints phase changes until the peer stops,
 /// Ctrl-C, or `limit` passes.
-pub async fn watch(admin: &str, limit: Option<Duration>, out: Output) -> Result<(), CliError> {
-    let mut client = connect(admin).await?;
-    let mut events = client
-        .watch(WatchRequest {})
-        .await
-        .map_err(|status| cli_error(&status, ""))?
-        .into_inner();
+pub async fn watch(admin: &Admin, limit: Option<Duration>, out: Output) -> Result<(), CliError> {
+    let mut client = admin.connect().await?;
+    // The deadline covers opening the stream, not the events that follow.
+    let mut events = with_deadline(
+        &admin.resolved,
+        "watch",
+        admin.timeout,
+        client.watch(WatchRequest {}),
+    )
+    .await?
+    .map_err(|status| cli_error(&status, ""))?;
     let started = std::time::Instant::now();
     if !out.json {
-        eprintln!("watching phase changes on {admin} (Ctrl-C to stop)");
+        eprintln!(
+            "watching phase changes on {} (Ctrl-C to stop)",
+            admin.resolved.target
+        );
     }
     let deadline = async {
         match limit {
@@ -209,7 +290,8 @@ pub async fn watch(admin: &str, limit: Option<Duration>, out: Output) -> Result<
             Some(Ok(event)) => event,
             Some(Err(status)) => {
                 return Err(CliError::new(format!(
-                    "the watch stream from {admin} failed: {}",
+                    "the watch stream from {} failed: {}",
+                    admin.resolved.target,
                     status.message()
                 )));
             }
@@ -223,17 +305,20 @@ pub async fn watch(admin: &str, limit: Option<Duration>, out: Output) -> Result<
                 "phase": (!event.phase.is_empty()).then_some(&event.phase),
                 "generation": event.generation,
                 "progress": (!event.progress.is_empty()).then_some(&event.progress),
-            }));
+            }))?;
         } else if event.progress.is_empty() {
-            println!(
+            outln!(
                 "{elapsed:>7} ms  {:<24} {} (generation {})",
-                event.chaincode, event.phase, event.generation
-            );
+                event.chaincode,
+                event.phase,
+                event.generation
+            )?;
         } else {
-            println!(
+            outln!(
                 "{elapsed:>7} ms  {:<24} {}",
-                event.chaincode, event.progress
-            );
+                event.chaincode,
+                event.progress
+            )?;
         }
     }
 }

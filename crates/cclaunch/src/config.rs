@@ -38,9 +38,11 @@ pub struct PeerSection {
     /// `peer.networkId`: names containers.
     #[serde(rename = "networkId")]
     pub network_id: String,
-    /// `peer.fileSystemPath`: when set, packages are read from
-    /// `{fileSystemPath}/chaincodes` (Fabric's layout) and local processes
-    /// run under `{fileSystemPath}/runtimes`.
+    /// `peer.fileSystemPath`: the state directory (admin socket, CA). When
+    /// set, packages are also read from `{fileSystemPath}/chaincodes`
+    /// (Fabric's layout) and local processes run under
+    /// `{fileSystemPath}/runtimes`. Unset: the default state directory
+    /// ([`crate::state::default_state_dir`]) and `./packages`.
     #[serde(rename = "fileSystemPath", skip_serializing_if = "Option::is_none")]
     pub file_system_path: Option<PathBuf>,
 }
@@ -153,20 +155,13 @@ impl Default for DockerSection {
 }
 
 /// `[admin]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
-    /// `admin.listenAddress`: the admin gRPC API.
-    #[serde(rename = "listenAddress")]
-    pub listen_address: String,
-}
-
-impl Default for AdminSection {
-    fn default() -> Self {
-        Self {
-            listen_address: DEFAULT_ADMIN.to_owned(),
-        }
-    }
+    /// `admin.listenAddress`: also serve the admin API on this TCP
+    /// `host:port`, always with mutual TLS; unset = the Unix socket only.
+    #[serde(rename = "listenAddress", skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<String>,
 }
 
 /// `[metrics]`.
@@ -177,9 +172,6 @@ pub struct MetricsSection {
     #[serde(rename = "listenAddress", skip_serializing_if = "Option::is_none")]
     pub listen_address: Option<String>,
 }
-
-/// The admin API's default address.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:7053";
 
 impl PeerConfig {
     /// Reads and checks `path`.
@@ -220,6 +212,14 @@ impl PeerConfig {
         match &self.peer.file_system_path {
             Some(root) => root.join("chaincodes"),
             None => PathBuf::from("packages"),
+        }
+    }
+
+    /// The state directory: `peer.fileSystemPath`, else the default one.
+    pub fn state_dir(&self) -> Result<PathBuf, CliError> {
+        match &self.peer.file_system_path {
+            Some(dir) => Ok(dir.clone()),
+            None => crate::state::require_default_state_dir(),
         }
     }
 

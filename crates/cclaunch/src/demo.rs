@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::chaincodes;
 use crate::error::CliError;
-use crate::output::{Output, Spinner};
+use crate::output::{Output, Spinner, outln};
 
 /// `cclaunch demo`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -436,7 +436,7 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         if out.json {
             // Reported in the JSON result below.
         } else {
-            println!("docker: skipped ({note})");
+            let _ = outln!("docker: skipped ({note})");
         }
     }
 
@@ -473,7 +473,7 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         async move { support.serve(listener, stop.cancelled_owned()).await }
     });
     if !out.json {
-        println!("demo peer on {peer_address}");
+        let _ = outln!("demo peer on {peer_address}");
     }
 
     let mut demo = Demo {
@@ -547,16 +547,19 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
                 "skipped": docker_note,
             },
             "total_ms": total_ms,
-        }));
+        }))?;
     } else {
-        println!();
-        println!(
+        outln!()?;
+        outln!(
             "{:<16} {:<9} {:>10}  {:<12} RESULT",
-            "CHAINCODE", "EXECUTOR", "LAUNCH", "TRANSACTIONS"
-        );
+            "CHAINCODE",
+            "EXECUTOR",
+            "LAUNCH",
+            "TRANSACTIONS"
+        )?;
         for r in &reports {
             let passed = r.transactions.iter().filter(|t| t.ok).count();
-            println!(
+            outln!(
                 "{:<16} {:<9} {:>10}  {:<12} {}",
                 r.chaincode,
                 r.executor,
@@ -567,9 +570,9 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
                     (None, true) => "ok".to_owned(),
                     (None, false) => "wrong answers".to_owned(),
                 }
-            );
+            )?;
         }
-        println!("everything stopped; demo took {total_ms} ms");
+        outln!("everything stopped; demo took {total_ms} ms")?;
     }
     if ok {
         Ok(())

@@ -11,7 +11,8 @@ pub struct CliError {
     pub message: String,
     /// What to try.
     pub hint: Option<String>,
-    /// The process exit code (1: the operation failed).
+    /// The process exit code (1: the operation failed; 2: usage; 0: stopped
+    /// quietly, see [`CliError::broken_pipe`]).
     pub code: u8,
 }
 
@@ -29,6 +30,20 @@ impl CliError {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// Stdout was closed by its reader (`| head`): stop quietly, exit 0.
+    pub fn broken_pipe() -> Self {
+        Self {
+            message: String::new(),
+            hint: None,
+            code: 0,
+        }
+    }
+
+    /// Whether this is [`CliError::broken_pipe`]: nothing to report.
+    pub fn is_quiet(&self) -> bool {
+        self.code == 0
     }
 
     /// A usage error (exit code 2), as clap gives for bad flags.

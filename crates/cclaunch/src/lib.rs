@@ -4,7 +4,10 @@
 //! # What it promises
 //! - `cclaunch peer` serves `protos.ChaincodeSupport/Register` and the admin
 //!   API (`proto/admin.proto`) until SIGINT/SIGTERM, then stops every
-//!   runtime before it exits 0.
+//!   runtime before it exits 0. The admin API is a Unix socket (mode `0600`)
+//!   in the peer's state directory ([`state`]), and TCP only with mutual TLS.
+//! - Every admin call from the CLI has a deadline (`--timeout`).
+//! - A closed stdout (`cclaunch ps | head -1`) ends a command quietly.
 //! - Every command prints either text for people or, with `--json`, JSON.
 //! - Failures are one or two readable lines (`error: …`, `hint: …`); the
 //!   exit code is 0 (ok), 1 (the operation failed) or 2 (usage).
@@ -31,13 +34,13 @@ pub mod metrics_http;
 pub mod output;
 pub mod package;
 pub mod peer;
+pub mod state;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::DEFAULT_ADMIN;
 use crate::error::CliError;
 use crate::output::Output;
 
@@ -53,12 +56,40 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The admin API address, for the commands that talk to a peer.
+/// Where the peer's admin API is and how long to wait, for the commands that
+/// talk to a peer.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminAddr {
-    /// The peer's admin API.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN, env = "CCLAUNCH_ADMIN")]
-    pub admin: String,
+    /// The peer's admin API: unix:PATH or a socket path, or https://HOST:PORT
+    /// or HOST:PORT (mutual TLS) [default: {state dir}/admin.sock].
+    #[arg(long, value_name = "ADDR", env = "CCLAUNCH_ADMIN")]
+    pub admin: Option<String>,
+    /// The peer's state directory [default: $CCLAUNCH_HOME, else
+    /// $XDG_STATE_HOME/cclaunch, else ~/.local/state/cclaunch].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// For a TCP admin API: where ca.crt, admin-client.crt and
+    /// admin-client.key are [default: {state dir}/tls].
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// How long to wait for the peer's answer (e.g. 30s, 10m) [default: 330s
+    /// for launch and invoke, 60s for stop, 10s for ps and the start of watch].
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+impl AdminAddr {
+    /// The resolved address, with `default_timeout` unless --timeout is given.
+    pub fn resolve(&self, default_timeout: Duration) -> Result<client::Admin, CliError> {
+        Ok(client::Admin {
+            resolved: admin::client::resolve(
+                self.admin.as_deref(),
+                self.state_dir.as_deref(),
+                self.tls_dir.as_deref(),
+            )?,
+            timeout: self.timeout.unwrap_or(default_timeout),
+        })
+    }
 }
 
 /// The commands.
@@ -166,17 +197,31 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Demo(args) => demo::run(args, out).await,
         Command::Peer(args) => peer::run(args, out).await,
-        Command::Launch { ccid, admin } => client::launch(&admin.admin, &ccid, out).await,
+        Command::Launch { ccid, admin } => {
+            client::launch(&admin.resolve(client::LONG_TIMEOUT)?, &ccid, out).await
+        }
         Command::Invoke {
             ccid,
             init,
             args,
             admin,
-        } => client::invoke(&admin.admin, &ccid, init, args, out).await,
-        Command::Stop { ccid, admin } => client::stop(&admin.admin, &ccid, out).await,
-        Command::Ps { admin } => client::ps(&admin.admin, out).await,
+        } => {
+            client::invoke(
+                &admin.resolve(client::LONG_TIMEOUT)?,
+                &ccid,
+                init,
+                args,
+                out,
+            )
+            .await
+        }
+        Command::Stop { ccid, admin } => {
+            client::stop(&admin.resolve(client::STOP_TIMEOUT)?, &ccid, out).await
+        }
+        Command::Ps { admin } => client::ps(&admin.resolve(client::SHORT_TIMEOUT)?, out).await,
         Command::Watch { for_secs, admin } => {
-            client::watch(&admin.admin, for_secs.map(Duration::from_secs), out).await
+            let admin = admin.resolve(client::SHORT_TIMEOUT)?;
+            client::watch(&admin, for_secs.map(Duration::from_secs), out).await
         }
         Command::Package {
             binary,
@@ -216,6 +261,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn report(error: &CliError) -> i32 {
+    if error.is_quiet() {
+        return 0;
+    }
     eprintln!("error: {}", error.message);
     if let Some(hint) = &error.hint {
         eprintln!("hint: {hint}");

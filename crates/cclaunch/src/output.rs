@@ -1,12 +1,35 @@
 //! How commands print: plain lines for people, JSON for machines, and a
 //! spinner only when stderr is a terminal.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+
+use crate::error::CliError;
+
+/// Writes one line to stdout. A closed pipe (`cclaunch ps | head -1`) is
+/// [`CliError::broken_pipe`]: the command stops quietly and exits 0.
+pub fn write_line(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::broken_pipe(),
+            _ => CliError::new(format!("cannot write to stdout: {e}")),
+        })
+}
+
+/// `println!` through [`write_line`]: evaluates to `Result<(), CliError>`.
+macro_rules! outln {
+    () => { $crate::output::write_line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::output::write_line(format_args!($($arg)*)) };
+}
+pub(crate) use outln;
 
 /// Where a command's results go.
 #[derive(Debug, Clone, Copy)]
@@ -17,53 +40,60 @@ pub struct Output {
 
 impl Output {
     /// Prints one JSON value on its own line.
-    pub fn json_line(&self, value: &serde_json::Value) {
-        println!("{value}");
+    pub fn json_line(&self, value: &serde_json::Value) -> Result<(), CliError> {
+        outln!("{value}")
     }
 
     /// The peer is serving.
     pub fn peer_started(
         &self,
         chaincode: &str,
-        admin: &str,
+        admin_socket: &str,
+        admin_tls: Option<&str>,
         metrics: Option<&str>,
         executor: &str,
         packages: &Path,
     ) {
         if self.json {
-            self.json_line(&json!({
+            let _ = self.json_line(&json!({
                 "event": "listening",
                 "chaincode_address": chaincode,
-                "admin_address": admin,
+                "admin_socket": admin_socket,
+                "admin_tls_address": admin_tls,
                 "metrics_address": metrics,
                 "executor": executor,
                 "packages": packages.display().to_string(),
             }));
         } else {
-            println!("peer listening: chaincode on {chaincode}, admin API on {admin}");
-            if let Some(metrics) = metrics {
-                println!("metrics on http://{metrics}/metrics");
+            let _ = outln!(
+                "peer listening: chaincode on {chaincode}, admin API on unix:{admin_socket}"
+            );
+            if let Some(tls) = admin_tls {
+                let _ = outln!("admin API with mutual TLS on https://{tls}");
             }
-            println!("executor: {executor}; packages from {}", packages.display());
-            println!("stop with Ctrl-C (SIGINT) or SIGTERM");
+            if let Some(metrics) = metrics {
+                let _ = outln!("metrics on http://{metrics}/metrics");
+            }
+            let _ = outln!("executor: {executor}; packages from {}", packages.display());
+            let _ = outln!("stop with Ctrl-C (SIGINT) or SIGTERM");
         }
     }
 
     /// A signal arrived.
     pub fn peer_stopping(&self, signal: &str) {
         if self.json {
-            self.json_line(&json!({"event": "stopping", "signal": signal}));
+            let _ = self.json_line(&json!({"event": "stopping", "signal": signal}));
         } else {
-            println!("{signal}: stopping every chaincode");
+            let _ = outln!("{signal}: stopping every chaincode");
         }
     }
 
     /// Everything stopped.
     pub fn peer_stopped(&self) {
         if self.json {
-            self.json_line(&json!({"event": "stopped"}));
+            let _ = self.json_line(&json!({"event": "stopped"}));
         } else {
-            println!("peer stopped");
+            let _ = outln!("peer stopped");
         }
     }
 }
@@ -97,11 +127,14 @@ impl Spinner {
         }
     }
 
-    /// Prints a line above the spinner (or plainly without one).
+    /// Prints a line above the spinner (or plainly without one). A closed
+    /// stdout is ignored here: the caller carries on (and cleans up).
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => {
+                let _ = outln!("{line}");
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use chaincode_proto::{ChaincodeDeploymentSpec, ChaincodeId, ChaincodeName, Chain
 use serde_json::json;
 
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, outln};
 
 /// The deployment spec of `binary` as `chaincode`: the binary packed as the
 /// code package, executed in the `DOCKER` environment (that is, by the
@@ -91,12 +91,12 @@ pub fn run(
             "chaincode": format!("{name}:{version}"),
             "path": path.display().to_string(),
             "bytes": bytes,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "wrote {} ({bytes} bytes) for {name}:{version}",
             path.display()
-        );
+        )?;
     }
     Ok(())
 }

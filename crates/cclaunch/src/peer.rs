@@ -14,14 +14,15 @@ use executor::inproc::InprocExecutor;
 use executor::process::{ProcessConfig, ProcessExecutor};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminService;
+use crate::admin::listen::{self, AdminListeners};
 use crate::chaincodes;
 use crate::config::{ExecutorName, ModeName, PeerConfig};
 use crate::error::CliError;
 use crate::output::Output;
+use crate::state;
 
 /// `cclaunch peer`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,16 +33,21 @@ pub struct PeerArgs {
     /// Where chaincode registers (`chaincode.listenAddress`) [default: 127.0.0.1:7052].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Where the admin API listens (`admin.listenAddress`) [default: 127.0.0.1:7053].
+    /// The state directory: admin socket, CA (`peer.fileSystemPath`)
+    /// [default: $CCLAUNCH_HOME, else $XDG_STATE_HOME/cclaunch, else ~/.local/state/cclaunch].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Also serve the admin API on TCP HOST:PORT, always with mutual TLS
+    /// (`admin.listenAddress`) [default: the Unix socket only].
     #[arg(long, value_name = "ADDR")]
-    pub admin: Option<String>,
+    pub admin_listen: Option<String>,
     /// Dev mode: never start chaincode; accept registrations of any name.
     #[arg(long)]
     pub dev: bool,
     /// The executor of user chaincode (`chaincode.executor`) [default: process].
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorName>,
-    /// Where packages (`{name}.{version}`) are read [default: ./packages, or {peer.fileSystemPath}/chaincodes].
+    /// Where packages (`{name}.{version}`) are read [default: ./packages, or {peer.fileSystemPath or --state-dir}/chaincodes].
     #[arg(long, value_name = "DIR")]
     pub packages: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (`metrics.listenAddress`).
@@ -62,8 +68,11 @@ impl PeerArgs {
         if let Some(listen) = &self.listen {
             config.chaincode.listen_address.clone_from(listen);
         }
-        if let Some(admin) = &self.admin {
-            config.admin.listen_address.clone_from(admin);
+        if let Some(dir) = &self.state_dir {
+            config.peer.file_system_path = Some(dir.clone());
+        }
+        if let Some(admin) = &self.admin_listen {
+            config.admin.listen_address = Some(admin.clone());
         }
         if self.dev {
             config.chaincode.mode = ModeName::Dev;
@@ -105,9 +114,17 @@ pub fn dialable(local: SocketAddr) -> String {
 pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
     let config = args.effective_config()?;
     if args.print_config {
-        print!("{}", config.to_toml());
-        return Ok(());
+        return crate::output::outln!("{}", config.to_toml().trim_end());
     }
+    // A plaintext TCP admin API is refused before anything is created.
+    let admin_tcp = config
+        .admin
+        .listen_address
+        .as_deref()
+        .map(listen::tcp_listen_address)
+        .transpose()?;
+    let state_dir = config.state_dir()?;
+    state::prepare(&state_dir)?;
     let packages = args
         .packages
         .clone()
@@ -125,7 +142,7 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
         "--listen",
     )
     .await?;
-    let admin_listener = bind(&config.admin.listen_address, "the admin API", "--admin").await?;
+    let admin_listeners = AdminListeners::bind(&state_dir, admin_tcp.as_deref()).await?;
     let metrics_listener = match &config.metrics.listen_address {
         Some(addr) => Some(bind(addr, "metrics", "--metrics").await?),
         None => None,
@@ -135,7 +152,8 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
             .map_err(|e| CliError::new(format!("cannot read a listening address: {e}")))
     };
     let chaincode_addr = dialable(local(&chaincode_listener)?);
-    let admin_addr = local(&admin_listener)?.to_string();
+    let admin_socket = admin_listeners.socket_path().display().to_string();
+    let admin_tcp_addr = admin_listeners.tcp_addr().map(|a| a.to_string());
     let metrics_addr = match &metrics_listener {
         Some(l) => Some(local(l)?.to_string()),
         None => None,
@@ -183,19 +201,10 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
                 .await
         }
     });
-    let admin_server = tokio::spawn({
-        let service = AdminService::server(support.clone(), shutdown.clone());
-        let shutdown = shutdown.clone();
-        async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(admin_listener),
-                    shutdown.cancelled_owned(),
-                )
-                .await
-        }
-    });
+    let admin_server = admin_listeners.serve(
+        AdminService::server(support.clone(), shutdown.clone()),
+        shutdown.clone(),
+    );
     let metrics_server = metrics_listener.map(|listener| {
         tokio::spawn(crate::metrics_http::serve(
             listener,
@@ -206,7 +215,8 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
 
     out.peer_started(
         &chaincode_addr,
-        &admin_addr,
+        &admin_socket,
+        admin_tcp_addr.as_deref(),
         metrics_addr.as_deref(),
         &executor_name,
         &packages,
@@ -222,14 +232,14 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
     shutdown.cancel();
     let servers_done = async {
         let register = register_server.await;
-        let admin = admin_server.await;
+        let admin = admin_server.wait().await;
         if let Some(metrics) = metrics_server {
             let _ = metrics.await;
         }
         (register, admin)
     };
     match tokio::time::timeout(Duration::from_secs(10), servers_done).await {
-        Ok((Ok(Ok(())), Ok(Ok(())))) => {}
+        Ok((Ok(Ok(())), Ok(()))) => {}
         Ok((register, admin)) => {
             tracing::warn!(?register, ?admin, "a server ended with an error");
         }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the `cclaunch` binary: real processes, real gRPC on
-//! 127.0.0.1, ephemeral ports, bounded waits.
+//! Unix sockets in temporary state directories (and 127.0.0.1), bounded waits.
 
 mod common;
 
@@ -71,7 +71,16 @@ fn dev_peer_serves_a_kv_sample_that_registers_by_itself() {
     let kv = kv_sample();
     let dir = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let mut peer = Peer::start(&free_addr(), &["--dev", "--listen", &listen], dir.path());
+    // The state directory comes from CCLAUNCH_HOME, on both sides.
+    let home = dir.path().join("home");
+    let mut peer = Peer::start_with(
+        &home,
+        &["--dev", "--listen", &listen],
+        &[("CCLAUNCH_HOME", &home)],
+        dir.path(),
+    );
+    let found = cclaunch_env(&["--json", "ps"], &[("CCLAUNCH_HOME", &home)]);
+    assert!(found.status.success(), "{:?}", texts(&found));
 
     let mut chaincode = Command::new(&kv)
         .arg(format!("-peer.address={listen}"))
@@ -126,7 +135,6 @@ fn process_peer_launches_a_packaged_chaincode_and_leaves_nothing_running() {
     let kv = kv_sample();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("peer-fs");
-    let admin = free_addr();
     let metrics = free_addr();
     let config = dir.path().join("core.toml");
     std::fs::write(
@@ -154,9 +162,10 @@ fn process_peer_launches_a_packaged_chaincode_and_leaves_nothing_running() {
     assert!(packaged.status.success(), "{:?}", texts(&packaged));
     assert!(work.join("chaincodes/kv.1.0").is_file());
 
-    let mut peer = Peer::start(&admin, &["--config", config], dir.path());
+    // peer.fileSystemPath is the state directory.
+    let mut peer = Peer::start_with(&work, &["--config", config], &[], dir.path());
     let mut watch = Command::new(CCLAUNCH)
-        .args(["--json", "watch", "--for", "120", "--admin", &admin])
+        .args(["--json", "watch", "--for", "120", "--admin", &peer.admin])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -294,7 +303,7 @@ fn print_config_shows_the_file_with_flags_on_top() {
         "--config",
         file.to_str().unwrap(),
         "--dev",
-        "--admin",
+        "--admin-listen",
         "127.0.0.1:9999",
         "--print-config",
     ]);
@@ -314,7 +323,7 @@ fn print_config_shows_the_file_with_flags_on_top() {
 fn unknown_chaincode_fails_with_not_found_and_the_phase() {
     let dir = tempfile::tempdir().unwrap();
     let peer = Peer::start(
-        &free_addr(),
+        &dir.path().join("state"),
         &["--listen", "127.0.0.1:0", "--packages", "empty"],
         dir.path(),
     );
@@ -340,7 +349,9 @@ fn unknown_chaincode_fails_with_not_found_and_the_phase() {
 
 #[test]
 fn peer_not_running_is_a_readable_error() {
-    let addr = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    let addr = format!("unix:{}", socket.display());
     for args in [
         vec!["ps"],
         vec!["launch", "kv:1.0"],
@@ -355,11 +366,22 @@ fn peer_not_running_is_a_readable_error() {
         assert_eq!(
             stderr,
             format!(
-                "error: cannot reach the peer's admin API at {addr}: connection refused\nhint: start one with `cclaunch peer` (or pass --admin ADDR of a running peer)\n"
+                "error: cannot reach the peer's admin API at {addr} (from --admin or CCLAUNCH_ADMIN): no such file or directory\nhint: start one with `cclaunch peer`, or point at a running one with --admin ADDR, CCLAUNCH_ADMIN or --state-dir DIR\n"
             ),
             "{args:?}"
         );
     }
+    // Without flags, the default state directory's socket is what was tried.
+    let output = cclaunch_env(&["ps"], &[("CCLAUNCH_HOME", dir.path())]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot reach the peer's admin API at {addr} (the socket in the default state directory {})",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1,201 +1,600 @@
-//! Hostile input at every way into `cclaunch`: each section is one attack,
-//! driven through the real binary (and the real admin API on 127.0.0.1), and
-//! checks that it is refused, says why, and leaves nothing behind.
+//! Hostile inputs and hostile neighbours: each test names the attack and
+//! fails if the defence is removed.
 
 mod common;
 
-use cclaunch::admin::AdminClient;
-use cclaunch::admin::proto::LaunchRequest;
-use chaincode_proto::name::{NAME_RULE, VERSION_RULE};
-use common::*;
-
-/// Names that would leave the packages directory, or are not names at all.
-const BAD_NAMES: [&str; 4] = ["/tmp/evil:1", "../x:1", "a/b:1", "my cc:1"];
-
 // ---------------------------------------------------------------------------
-// Path traversal through chaincode names on the command line: refused before
-// any connection, as a usage error (exit 2), quoting Fabric's rule.
+// Admin API: who may reach it, and a peer or pipe that misbehaves.
 // ---------------------------------------------------------------------------
+mod admin_api {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
-#[test]
-fn launch_invoke_and_stop_refuse_names_that_break_the_rule() {
-    // No peer listens there: a refusal must come before any connection.
-    let admin = free_addr();
-    for bad in BAD_NAMES {
-        for command in [
-            &["launch", bad][..],
-            &["invoke", bad, "get", "k"],
-            &["stop", bad],
-        ] {
-            let mut args = command.to_vec();
-            args.extend(["--admin", &admin]);
-            let output = cclaunch(&args);
-            let (_, stderr) = texts(&output);
-            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-            assert!(stderr.contains(NAME_RULE), "{args:?}: {stderr}");
-            assert!(stderr.contains("is invalid"), "{args:?}: {stderr}");
-        }
+    use cclaunch::admin::AdminService;
+    use cclaunch::admin::client::{connect, resolve};
+    use cclaunch::admin::listen::AdminListeners;
+    use cclaunch::client::{Admin, ps_all};
+    use chaincode_support::{ChaincodeSupport, MemorySpecStore, SupportConfig};
+    use chaincode_tls::CertAuthority;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
+
+    use super::common::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
     }
-    let output = cclaunch(&["launch", "kv:1/../../x", "--admin", &admin]);
-    let (_, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(VERSION_RULE), "{stderr}");
-}
 
-// ---------------------------------------------------------------------------
-// The same names sent straight to the admin API, bypassing the CLI's check:
-// the peer refuses them as invalid arguments and creates no entry.
-// ---------------------------------------------------------------------------
+    /// Another local user must not reach the socket: it is 0600 inside a
+    /// 0700 state directory, and a state directory others may write to (and
+    /// so replace the socket) is refused.
+    #[test]
+    fn the_admin_socket_is_0600_in_a_0700_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("new/state");
+        let peer = Peer::start(&state, &["--listen", "127.0.0.1:0"], dir.path());
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join("admin.sock")), 0o600);
+        drop(peer);
 
-#[tokio::test]
-async fn the_admin_api_refuses_names_that_break_the_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("pk")).unwrap();
-    let peer = Peer::start(
-        &free_addr(),
-        &["--listen", "127.0.0.1:0", "--packages", "pk"],
-        dir.path(),
-    );
-    let mut client = AdminClient::connect(format!("http://{}", peer.admin))
-        .await
-        .unwrap();
-    for bad in BAD_NAMES {
-        let status = client
-            .launch(LaunchRequest {
-                chaincode: bad.to_owned(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            status.code(),
-            tonic::Code::InvalidArgument,
-            "{bad}: {status:?}"
-        );
-        assert!(status.message().contains(NAME_RULE), "{bad}: {status:?}");
-    }
-    assert!(peer.ps().is_empty(), "no entry for a refused name");
-}
-
-// ---------------------------------------------------------------------------
-// `cclaunch package --name ../x`: the name and version are checked before
-// the binary is read or any directory or file is made.
-// ---------------------------------------------------------------------------
-
-#[test]
-fn package_refuses_a_bad_name_or_version_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let binary = dir.path().join("cc");
-    std::fs::write(&binary, b"\x7fELF not really").unwrap();
-    let out = dir.path().join("pk");
-    for (name, version, rule) in [
-        ("../x", "1", NAME_RULE),
-        ("/tmp/evil", "1", NAME_RULE),
-        (".hidden", "1", NAME_RULE),
-        ("x", "../../1", VERSION_RULE),
-        ("x", "1/2", VERSION_RULE),
-    ] {
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let output = cclaunch(&[
-            "package",
-            "--binary",
-            binary.to_str().unwrap(),
-            "--name",
-            name,
-            "--version",
-            version,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        let (_, stderr) = texts(&output);
-        assert_eq!(output.status.code(), Some(2), "{name}:{version}: {stderr}");
-        assert!(stderr.contains(rule), "{name}:{version}: {stderr}");
-        assert!(
-            !out.exists(),
-            "{name}:{version}: the packages directory was made"
-        );
-    }
-    // Only the binary: no `x.1` beside `pk`, nothing anywhere else.
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(entries, ["cc"]);
-}
-
-// ---------------------------------------------------------------------------
-// `cclaunch package --binary` naming a FIFO or a directory: refused at once
-// (a FIFO must not block the packager), and nothing is written.
-// ---------------------------------------------------------------------------
-
-#[test]
-fn package_refuses_a_binary_that_is_not_a_regular_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let out = dir.path().join("pk");
-    for (binary, kind) in [
-        (fifo.as_path(), "is a FIFO"),
-        (dir.path(), "is a directory"),
-    ] {
-        let output = cclaunch(&[
-            "package",
-            "--binary",
-            binary.to_str().unwrap(),
-            "--name",
-            "x",
-            "--version",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
+            "peer",
+            "--state-dir",
+            open.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
         ]);
         let (_, stderr) = texts(&output);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert!(
-            stderr.contains("cannot package x:1") && stderr.contains(kind),
+            stderr.contains("has mode 777: other users could replace the peer's admin socket")
+                && stderr.contains("hint: chmod 700"),
             "{stderr}"
         );
-        assert!(!out.exists(), "{stderr}");
+        assert!(!open.join("admin.sock").exists());
+    }
+
+    /// The socket is removed at exit; a second peer on the same state
+    /// directory is refused while the first runs, and starts after it.
+    #[test]
+    fn one_peer_per_state_dir_and_the_socket_goes_at_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mut first = Peer::start(&state, &["--listen", "127.0.0.1:0"], dir.path());
+        let second = cclaunch(&[
+            "peer",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let (_, stderr) = texts(&second);
+        assert_eq!(second.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("another peer is running with this state directory"),
+            "{stderr}"
+        );
+        // The refused peer left the running one's socket alone.
+        assert!(first.ps().is_empty());
+        assert!(
+            first
+                .signal_and_wait(nix::sys::signal::Signal::SIGTERM)
+                .success()
+        );
+        assert!(!state.join("admin.sock").exists(), "socket left at exit");
+
+        // A socket left by a killed peer is stale: the next peer replaces it.
+        let mut killed = Peer::start(&state, &["--listen", "127.0.0.1:0"], dir.path());
+        let status = killed.signal_and_wait(nix::sys::signal::Signal::SIGKILL);
+        assert!(!status.success());
+        assert!(state.join("admin.sock").exists());
+        let again = Peer::start(&state, &["--listen", "127.0.0.1:0"], dir.path());
+        assert!(again.ps().is_empty());
+    }
+
+    /// Plaintext TCP for the admin API cannot be asked for, by flag or file.
+    #[test]
+    fn plaintext_tcp_admin_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let output = cclaunch(&[
+            "peer",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--admin-listen",
+            "http://0.0.0.0:0",
+        ]);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with("error: refusing a plaintext admin API on http://0.0.0.0:0: anyone who can reach it could launch, invoke and stop chaincode")
+                && stderr.contains("always mutual TLS"),
+            "{stderr}"
+        );
+        assert!(!state.exists(), "refused before creating anything");
+
+        let file = dir.path().join("core.toml");
+        std::fs::write(&file, "[admin]\nlistenAddress = \"tcp://0.0.0.0:7053\"\n").unwrap();
+        let output = cclaunch(&["peer", "--config", file.to_str().unwrap()]);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("refusing a plaintext admin API"),
+            "{stderr}"
+        );
+
+        // No key turns TLS off.
+        std::fs::write(&file, "[admin]\ntls = false\n").unwrap();
+        let output = cclaunch(&["peer", "--config", file.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(texts(&output).1.contains("unknown field `tls`"));
+
+        // The old plaintext flag is gone.
+        let output = cclaunch(&["peer", "--admin", "0.0.0.0:0"]);
+        assert_eq!(output.status.code(), Some(2), "{:?}", texts(&output));
+        // And the client has no plaintext scheme.
+        let output = cclaunch(&["ps", "--admin", "http://127.0.0.1:7053"]);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("http:// is not supported"), "{stderr}");
+    }
+
+    fn write_identity(dir: &Path, ca_pem: &str, cert_pem: &str, key_pem: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("ca.crt"), ca_pem).unwrap();
+        std::fs::write(dir.join("admin-client.crt"), cert_pem).unwrap();
+        std::fs::write(dir.join("admin-client.key"), key_pem).unwrap();
+    }
+
+    /// TCP admin is mutual TLS: the peer's admin identity works; no client
+    /// certificate, a stranger CA's certificate, and another certificate of
+    /// the peer's own CA (what a chaincode holds) are all refused.
+    #[test]
+    fn tcp_admin_accepts_only_the_admin_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let addr = free_addr();
+        let peer = Peer::start(
+            &state,
+            &["--listen", "127.0.0.1:0", "--admin-listen", &addr],
+            dir.path(),
+        );
+        let tls = state.join("tls");
+        assert_eq!(mode(&tls.join("admin-client.key")), 0o600);
+        let state_arg = state.to_str().unwrap();
+
+        // The issued identity, found through --state-dir.
+        let ok = cclaunch(&["--json", "ps", "--admin", &addr, "--state-dir", state_arg]);
+        assert!(ok.status.success(), "{:?}", texts(&ok));
+        let https = format!("https://{addr}");
+        let ok = cclaunch(&["ps", "--admin", &https, "--tls-dir", tls.to_str().unwrap()]);
+        assert!(ok.status.success(), "{:?}", texts(&ok));
+
+        let ca_pem = std::fs::read_to_string(tls.join("ca.crt")).unwrap();
+
+        // A certificate from a stranger CA fails the handshake.
+        let stranger = CertAuthority::generate("stranger").unwrap();
+        let foreign = stranger
+            .issue_client("cclaunch admin client", Duration::from_secs(3600))
+            .unwrap();
+        let foreign_dir = dir.path().join("foreign");
+        write_identity(&foreign_dir, &ca_pem, &foreign.cert_pem, &foreign.key_pem);
+        let refused = cclaunch(&[
+            "ps",
+            "--admin",
+            &addr,
+            "--tls-dir",
+            foreign_dir.to_str().unwrap(),
+        ]);
+        let (stdout, stderr) = texts(&refused);
+        assert_eq!(refused.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(
+            stdout.is_empty() && stderr.starts_with("error: "),
+            "{stderr}"
+        );
+
+        // A certificate of the peer's own CA that is not the admin identity
+        // (a chaincode's launch certificate) passes TLS but is refused.
+        let own = CertAuthority::load_or_create(&tls, "unused").unwrap();
+        let chaincode = own
+            .issue_client("kv:1.0", Duration::from_secs(3600))
+            .unwrap();
+        let chaincode_dir = dir.path().join("chaincode");
+        write_identity(
+            &chaincode_dir,
+            &ca_pem,
+            &chaincode.cert_pem,
+            &chaincode.key_pem,
+        );
+        let refused = cclaunch(&[
+            "ps",
+            "--admin",
+            &addr,
+            "--tls-dir",
+            chaincode_dir.to_str().unwrap(),
+        ]);
+        let (_, stderr) = texts(&refused);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("the peer's admin API refused this client")
+                && stderr.contains("not the peer's admin identity"),
+            "{stderr}"
+        );
+
+        // No client certificate: the server never speaks HTTP/2.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let answered = rt.block_on(async {
+            let config = chaincode_tls::client_config(&ca_pem, None).unwrap();
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("cclaunch-admin").unwrap();
+            let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+            else {
+                return 0;
+            };
+            // The HTTP/2 preface; a server that accepted us answers SETTINGS.
+            let _ = tls
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+                .await;
+            let mut buf = [0u8; 64];
+            tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+                .await
+                .expect("the server neither answered nor closed")
+                .unwrap_or(0)
+        });
+        assert_eq!(answered, 0, "a client without a certificate got an answer");
+        drop(peer);
+    }
+
+    /// A registry too large for one 4 MB message is listed whole, page by
+    /// page, over the real admin service on a Unix socket.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ps_lists_a_registry_larger_than_one_message() {
+        // Long names whose runtime cannot start (an empty code package):
+        // entries that stay, with an error, of about 500 bytes each.
+        let count = 10_000;
+        let stem = "x".repeat(200);
+        let names: Vec<String> = (0..count).map(|i| format!("{stem}{i:05}:1.0")).collect();
+        let specs = Arc::new(MemorySpecStore::new());
+        for name in &names {
+            specs.insert(name.parse().unwrap(), Default::default());
+        }
+        let runtimes = tempfile::tempdir().unwrap();
+        let process = executor::process::ProcessExecutor::new(executor::process::ProcessConfig {
+            work_dir: runtimes.path().to_owned(),
+            ..Default::default()
+        });
+        let support = ChaincodeSupport::builder(SupportConfig::default())
+            .spec_store(specs)
+            .executor(Arc::new(process))
+            .build();
+        futures::future::join_all(names.iter().map(|name| {
+            let support = support.clone();
+            async move {
+                let name = name.parse().unwrap();
+                assert!(support.launch(&name).await.is_err());
+            }
+        }))
+        .await;
+        assert_eq!(support.status().len(), count);
+
+        let state = tempfile::tempdir().unwrap();
+        let shutdown = CancellationToken::new();
+        let listeners = AdminListeners::bind(state.path(), None).await.unwrap();
+        let socket = listeners.socket_path().to_owned();
+        let serving = listeners.serve(
+            AdminService::server(support.clone(), shutdown.clone()),
+            shutdown.clone(),
+        );
+        let admin = Admin {
+            resolved: resolve(Some(socket.to_str().unwrap()), None, None).unwrap(),
+            timeout: Duration::from_secs(60),
+        };
+        let mut client = connect(&admin.resolved).await.unwrap();
+        for page_size in [0, 999] {
+            let all = ps_all(&mut client, &admin, page_size).await.unwrap();
+            assert_eq!(all.len(), count, "page size {page_size}");
+            let bytes: usize = all
+                .iter()
+                .map(|cc| cc.chaincode.len() + cc.last_error.len())
+                .sum();
+            assert!(bytes > 4 << 20, "only {bytes} bytes: not a large registry");
+            let mut listed: Vec<&str> = all.iter().map(|cc| cc.chaincode.as_str()).collect();
+            listed.dedup();
+            assert_eq!(listed.len(), count, "an entry listed twice");
+        }
+        shutdown.cancel();
+        serving.wait().await.unwrap();
+        assert!(!socket.exists());
+    }
+
+    /// A server that accepts and never answers: the CLI fails at its
+    /// deadline with an error that names the address and the flag.
+    #[test]
+    fn a_silent_admin_server_fails_the_cli_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("silent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            // Accept and keep every connection open, saying nothing.
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        let addr = format!("unix:{}", socket.display());
+        for (args, what) in [
+            (vec!["ps"], "ps"),
+            (vec!["launch", "kv:1.0"], "launch of kv:1.0"),
+            (vec!["watch", "--for", "60"], "watch"),
+        ] {
+            let mut all = args.clone();
+            all.extend(["--admin", &addr, "--timeout", "1s"]);
+            let started = Instant::now();
+            let output = cclaunch(&all);
+            let took = started.elapsed();
+            let (_, stderr) = texts(&output);
+            assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!(
+                    "error: {what}: no answer from the peer's admin API at {addr} (from --admin or CCLAUNCH_ADMIN) within 1s"
+                )) && stderr.contains("--timeout DURATION"),
+                "{args:?}: {stderr}"
+            );
+            assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
+        }
+    }
+
+    /// `cclaunch ps | head -1`: a closed stdout ends the command quietly.
+    #[test]
+    fn a_closed_stdout_exits_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer::start(
+            &dir.path().join("state"),
+            &["--listen", "127.0.0.1:0", "--packages", "empty"],
+            dir.path(),
+        );
+        // An entry, so that the table has rows.
+        assert_eq!(peer.run(&["launch", "nope:1.0"]).status.code(), Some(1));
+        for json in [false, true] {
+            let mut args = vec!["ps", "--admin", &peer.admin];
+            if json {
+                args.insert(0, "--json");
+            }
+            let mut child = Command::new(CCLAUNCH)
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // No reader left: the child's first write meets a closed pipe.
+            drop(child.stdout.take());
+            let status = wait_bounded(&mut child, Duration::from_secs(60)).unwrap();
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            assert_eq!(status.code(), Some(0), "json={json}: {stderr}");
+            assert!(stderr.is_empty(), "json={json}: {stderr}");
+        }
     }
 }
 
 // ---------------------------------------------------------------------------
-// Package files planted in the peer's packages directory: a FIFO (which
-// would hang a plain read) and a symbolic link out of the directory are
-// refused, promptly, naming the chaincode, the path and the rule.
+// Names and package files: path traversal, absolute names, links and FIFOs.
 // ---------------------------------------------------------------------------
+mod names {
+    use cclaunch::admin::client::{connect, resolve};
+    use cclaunch::admin::proto::LaunchRequest;
+    use chaincode_proto::name::{NAME_RULE, VERSION_RULE};
 
-#[test]
-fn the_peer_refuses_package_files_that_are_fifos_or_links() {
-    let dir = tempfile::tempdir().unwrap();
-    let packages = dir.path().join("pk");
-    std::fs::create_dir(&packages).unwrap();
-    nix::unistd::mkfifo(&packages.join("fifo.1"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let outside = tempfile::tempdir().unwrap();
-    let secret = outside.path().join("secret");
-    std::fs::write(&secret, b"not yours").unwrap();
-    std::os::unix::fs::symlink(&secret, packages.join("link.1")).unwrap();
-    let peer = Peer::start(
-        &free_addr(),
-        &["--listen", "127.0.0.1:0", "--packages", "pk"],
-        dir.path(),
-    );
-    for (chaincode, file, kind) in [
-        ("fifo:1", "fifo.1", "is a FIFO"),
-        ("link:1", "link.1", "is a symbolic link"),
-    ] {
-        let output = peer.run(&["launch", chaincode]);
+    use super::common::*;
+
+    /// Names that would leave the packages directory, or are not names at all.
+    const BAD_NAMES: [&str; 4] = ["/tmp/evil:1", "../x:1", "a/b:1", "my cc:1"];
+
+    // ---------------------------------------------------------------------------
+    // Path traversal through chaincode names on the command line: refused before
+    // any connection, as a usage error (exit 2), quoting Fabric's rule.
+    // ---------------------------------------------------------------------------
+
+    #[test]
+    fn launch_invoke_and_stop_refuse_names_that_break_the_rule() {
+        // No peer listens there: a refusal must come before any connection.
+        let admin = free_addr();
+        for bad in BAD_NAMES {
+            for command in [
+                &["launch", bad][..],
+                &["invoke", bad, "get", "k"],
+                &["stop", bad],
+            ] {
+                let mut args = command.to_vec();
+                args.extend(["--admin", &admin]);
+                let output = cclaunch(&args);
+                let (_, stderr) = texts(&output);
+                assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+                assert!(stderr.contains(NAME_RULE), "{args:?}: {stderr}");
+                assert!(stderr.contains("is invalid"), "{args:?}: {stderr}");
+            }
+        }
+        let output = cclaunch(&["launch", "kv:1/../../x", "--admin", &admin]);
         let (_, stderr) = texts(&output);
-        assert_eq!(output.status.code(), Some(1), "{chaincode}: {stderr}");
-        for needle in [
-            chaincode,
-            kind,
-            // The peer was given `--packages pk`.
-            &format!("pk/{file}"),
-            "a package must be a regular file",
-        ] {
-            assert!(
-                stderr.contains(needle),
-                "{chaincode}: no {needle:?} in {stderr}"
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(VERSION_RULE), "{stderr}");
+    }
+
+    // ---------------------------------------------------------------------------
+    // The same names sent straight to the admin API, bypassing the CLI's check:
+    // the peer refuses them as invalid arguments and creates no entry.
+    // ---------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn the_admin_api_refuses_names_that_break_the_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pk")).unwrap();
+        let state = dir.path().join("state");
+        let peer = Peer::start(
+            &state,
+            &["--listen", "127.0.0.1:0", "--packages", "pk"],
+            dir.path(),
+        );
+        let resolved = resolve(Some(&peer.admin), None, None).unwrap();
+        let mut client = connect(&resolved).await.unwrap();
+        for bad in BAD_NAMES {
+            let status = client
+                .launch(LaunchRequest {
+                    chaincode: bad.to_owned(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                status.code(),
+                tonic::Code::InvalidArgument,
+                "{bad}: {status:?}"
             );
+            assert!(status.message().contains(NAME_RULE), "{bad}: {status:?}");
+        }
+        assert!(peer.ps().is_empty(), "no entry for a refused name");
+    }
+
+    // ---------------------------------------------------------------------------
+    // `cclaunch package --name ../x`: the name and version are checked before
+    // the binary is read or any directory or file is made.
+    // ---------------------------------------------------------------------------
+
+    #[test]
+    fn package_refuses_a_bad_name_or_version_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("cc");
+        std::fs::write(&binary, b"\x7fELF not really").unwrap();
+        let out = dir.path().join("pk");
+        for (name, version, rule) in [
+            ("../x", "1", NAME_RULE),
+            ("/tmp/evil", "1", NAME_RULE),
+            (".hidden", "1", NAME_RULE),
+            ("x", "../../1", VERSION_RULE),
+            ("x", "1/2", VERSION_RULE),
+        ] {
+            let output = cclaunch(&[
+                "package",
+                "--binary",
+                binary.to_str().unwrap(),
+                "--name",
+                name,
+                "--version",
+                version,
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            let (_, stderr) = texts(&output);
+            assert_eq!(output.status.code(), Some(2), "{name}:{version}: {stderr}");
+            assert!(stderr.contains(rule), "{name}:{version}: {stderr}");
+            assert!(
+                !out.exists(),
+                "{name}:{version}: the packages directory was made"
+            );
+        }
+        // Only the binary: no `x.1` beside `pk`, nothing anywhere else.
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, ["cc"]);
+    }
+
+    // ---------------------------------------------------------------------------
+    // `cclaunch package --binary` naming a FIFO or a directory: refused at once
+    // (a FIFO must not block the packager), and nothing is written.
+    // ---------------------------------------------------------------------------
+
+    #[test]
+    fn package_refuses_a_binary_that_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let out = dir.path().join("pk");
+        for (binary, kind) in [
+            (fifo.as_path(), "is a FIFO"),
+            (dir.path(), "is a directory"),
+        ] {
+            let output = cclaunch(&[
+                "package",
+                "--binary",
+                binary.to_str().unwrap(),
+                "--name",
+                "x",
+                "--version",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            let (_, stderr) = texts(&output);
+            assert_eq!(output.status.code(), Some(1), "{stderr}");
+            assert!(
+                stderr.contains("cannot package x:1") && stderr.contains(kind),
+                "{stderr}"
+            );
+            assert!(!out.exists(), "{stderr}");
+        }
+    }
+
+    // ---------------------------------------------------------------------------
+    // Package files planted in the peer's packages directory: a FIFO (which
+    // would hang a plain read) and a symbolic link out of the directory are
+    // refused, promptly, naming the chaincode, the path and the rule.
+    // ---------------------------------------------------------------------------
+
+    #[test]
+    fn the_peer_refuses_package_files_that_are_fifos_or_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = dir.path().join("pk");
+        std::fs::create_dir(&packages).unwrap();
+        nix::unistd::mkfifo(&packages.join("fifo.1"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        std::fs::write(&secret, b"not yours").unwrap();
+        std::os::unix::fs::symlink(&secret, packages.join("link.1")).unwrap();
+        let state = dir.path().join("state");
+        let peer = Peer::start(
+            &state,
+            &["--listen", "127.0.0.1:0", "--packages", "pk"],
+            dir.path(),
+        );
+        for (chaincode, file, kind) in [
+            ("fifo:1", "fifo.1", "is a FIFO"),
+            ("link:1", "link.1", "is a symbolic link"),
+        ] {
+            let output = peer.run(&["launch", chaincode]);
+            let (_, stderr) = texts(&output);
+            assert_eq!(output.status.code(), Some(1), "{chaincode}: {stderr}");
+            for needle in [
+                chaincode,
+                kind,
+                // The peer was given `--packages pk`.
+                &format!("pk/{file}"),
+                "a package must be a regular file",
+            ] {
+                assert!(
+                    stderr.contains(needle),
+                    "{chaincode}: no {needle:?} in {stderr}"
+                );
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,14 @@ pub fn free_addr() -> String {
 
 /// Runs `cclaunch ARGS` to completion, with a bound on its time.
 pub fn cclaunch(args: &[&str]) -> Output {
+    cclaunch_env(args, &[])
+}
+
+/// Runs `cclaunch ARGS` with `env` added to its environment.
+pub fn cclaunch_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut child = Command::new(CCLAUNCH)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -98,17 +104,30 @@ pub fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>
 /// A running `cclaunch peer`, SIGKILLed on drop unless it already exited.
 pub struct Peer {
     pub child: Child,
+    /// Its state directory.
+    pub state: PathBuf,
+    /// `unix:{state}/admin.sock`.
     pub admin: String,
 }
 
 impl Peer {
-    /// Starts `cclaunch peer --admin ADMIN ARGS` and waits until its admin
-    /// API answers `ps`.
-    pub fn start(admin: &str, args: &[&str], dir: &Path) -> Peer {
+    /// Starts `cclaunch peer --state-dir STATE ARGS` in `dir` and waits until
+    /// its admin API answers `ps`.
+    pub fn start(state: &Path, args: &[&str], dir: &Path) -> Peer {
+        let state_arg = state.to_str().unwrap();
+        let mut all = vec!["--state-dir", state_arg];
+        all.extend(args);
+        Self::start_with(state, &all, &[], dir)
+    }
+
+    /// Starts `cclaunch peer ARGS` with `env`, whose state directory is
+    /// `state`, and waits until its admin API answers `ps`.
+    pub fn start_with(state: &Path, args: &[&str], env: &[(&str, &Path)], dir: &Path) -> Peer {
+        let admin = format!("unix:{}", state.join("admin.sock").display());
         let child = Command::new(CCLAUNCH)
             .arg("peer")
-            .args(["--admin", admin])
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -117,13 +136,14 @@ impl Peer {
             .unwrap();
         let mut peer = Peer {
             child,
-            admin: admin.to_owned(),
+            state: state.to_owned(),
+            admin,
         };
         poll(Duration::from_secs(30), "the peer's admin API", || {
             if let Some(status) = peer.child.try_wait().unwrap() {
                 panic!("the peer exited early: {status}");
             }
-            cclaunch(&["ps", "--admin", admin])
+            cclaunch(&["ps", "--admin", &peer.admin])
                 .status
                 .success()
                 .then_some(())
