@@ -21,13 +21,19 @@
 //!    "no such container" is fine).
 //! 2. Create the container: image [`image_name`], `cmd` =
 //!    [`StartRequest::fabric_args`] (the image's ENTRYPOINT is the chaincode),
-//!    env = [`StartRequest::fabric_env`], network mode from the config, labels.
+//!    env = [`StartRequest::fabric_env`] (TLS files at Fabric's paths under
+//!    [`DOCKER_TLS_DIR`]), network mode from the config, labels.
 //! 3. If the image is missing, build it from a build context generated in
 //!    memory from the code package (see below; progress lines go to the sink
 //!    as [`RuntimeEventKind::Progress`]), then create again. A build failure
 //!    is [`ExecutorError::Build`] with the builder's own text. An image is
 //!    built once: later starts of the same chaincode reuse it.
-//! 4. Start it; follow its stdout/stderr into `tracing` (target `chaincode`)
+//! 4. With TLS ([`StartRequest::tls`]), copy the five files of
+//!    [`crate::tls_files`] into the created container at
+//!    [`DOCKER_TLS_DIR`] (key `0400`, certificates `0444`, owned by root, the
+//!    user the images built here run as). They are never part of the image,
+//!    so one image serves every launch, and go with the container.
+//! 5. Start it; follow its stdout/stderr into `tracing` (target `chaincode`)
 //!    and [`RuntimeEventKind::Log`]; wait for its exit and report
 //!    [`ExitStatus::Code`].
 //!
@@ -77,7 +83,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, RemoveImageOptions, StartContainerOptions, StopContainerOptions,
-    WaitContainerOptions,
+    UploadToContainerOptions, WaitContainerOptions,
 };
 use chaincode_proto::ChaincodeName;
 use futures::StreamExt;
@@ -85,6 +91,7 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use crate::package::{self, PackageEntry};
+use crate::tls_files::DOCKER_TLS_DIR;
 use crate::{
     EventSink, Executor, ExecutorError, ExitStatus, LogStream, RuntimeEventKind, StartRequest,
 };
@@ -463,6 +470,34 @@ impl DockerExecutor {
         };
         let id = created.id;
 
+        let tls_files = request.tls_files();
+        if !tls_files.is_empty() {
+            let uploaded = match tls_archive(&tls_files) {
+                Ok(archive) => self
+                    .docker
+                    .upload_to_container(
+                        &id,
+                        Some(UploadToContainerOptions {
+                            path: "/".to_owned(),
+                            ..Default::default()
+                        }),
+                        bollard::body_full(bytes::Bytes::from(archive)),
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = uploaded {
+                let _ = self
+                    .docker
+                    .remove_container(&id, Some(force_remove()))
+                    .await;
+                return Err(start_err(format!(
+                    "cannot copy the TLS files into container {name}: {e}"
+                )));
+            }
+        }
+
         if let Err(e) = self
             .docker
             .start_container(&id, None::<StartContainerOptions>)
@@ -784,6 +819,41 @@ impl LineBuffer {
         tracing::info!(target: "chaincode", chaincode = %chaincode, stream, "{line}");
         sink.log(self.stream, line);
     }
+}
+
+/// A tar (to extract at `/`) holding [`DOCKER_TLS_DIR`] and the TLS files,
+/// owned by root.
+fn tls_archive(files: &[crate::TlsFile]) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut append = |path: &Path, mode: u32, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(data.len() as u64);
+        header.set_mtime(0);
+        tar.append_data(&mut header, path, data)
+    };
+    let dir = Path::new(DOCKER_TLS_DIR.trim_start_matches('/'));
+    // Parents first: a scratch image has no /etc.
+    let mut parents: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    parents.reverse();
+    for parent in parents {
+        append(parent, 0o755, tar::EntryType::Directory, &[])?;
+    }
+    for file in files {
+        append(
+            &dir.join(file.name),
+            file.container_mode(),
+            tar::EntryType::Regular,
+            &file.contents,
+        )?;
+    }
+    tar.into_inner()
 }
 
 /// The in-memory build context (an uncompressed tar) for `package`: see the
