@@ -434,7 +434,7 @@ impl DockerExecutor {
             cmd: Some(request.fabric_args()),
             env: Some(
                 request
-                    .fabric_env()
+                    .fabric_env_in(Path::new(DOCKER_TLS_DIR))
                     .into_iter()
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect(),

@@ -535,3 +535,45 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A launch's identity issued by `ca` for `name`, as the peer hands it over.
+fn client_tls(ca: &chaincode_tls::CertAuthority, name: &str) -> (executor::ClientTls, Vec<u8>) {
+    let client = ca.issue_client(name, Duration::from_secs(600)).unwrap();
+    let tls = executor::ClientTls {
+        cert_pem: client.cert_pem.clone(),
+        key_pem: client.key_pem.clone(),
+        root_cert_pem: ca.root_pem().to_owned(),
+    };
+    (tls, client.cert_der)
+}
+
+#[tokio::test]
+async fn static_kv_registers_over_mutual_tls_with_the_files_it_was_given() {
+    let kv = tokio::task::spawn_blocking(|| chaincode_samples::static_sample("kv"))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("static sample kv: {e}"));
+    let ca = chaincode_tls::CertAuthority::generate("peer CA").unwrap();
+    let mut peer = common::TestPeer::start_tls(&ca).await;
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    let (tls, cert_der) = client_tls(&ca, "kv:1.0");
+    let req = StartRequest {
+        peer_address: peer.address.clone(),
+        env: Vec::new(),
+        tls: Some(tls),
+        ..request("kv:1.0", package::package_binary(&kv).unwrap(), 1)
+    };
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    let (name, presented) = peer.next_register_with_cert(common::WAIT).await;
+    assert_eq!(name, "kv:1.0");
+    // The chaincode presented this launch's certificate, read from the files.
+    assert_eq!(presented, Some(cert_der));
+    exec.stop(&req.chaincode).await.unwrap();
+    assert!(!exec.runtime_dir(&req.chaincode).exists());
+    assert!(matches!(
+        next_exit(&mut rx).await,
+        ExitStatus::Code(_) | ExitStatus::Signal(_)
+    ));
+}
