@@ -173,7 +173,7 @@ pub async fn connect(config: &Config) -> Result<ChaincodeSupportClient<Channel>,
             .domain_name(config.peer_host());
         endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
     }
-    tracing::info!(chaincode = %config.name, peer = %address, "connecting to peer");
+    tracing::info!(chaincode = %config.name, peer = %address, tls = config.tls.is_some(), "connecting to peer");
     let channel = tokio::time::timeout(config.connect_timeout, endpoint.connect())
         .await
         .map_err(|_| ShimError::ConnectTimeout {
