@@ -219,7 +219,11 @@ async fn kv_version_exits_at_once_and_bad_config_exits_two() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS is not supported yet"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CORE_PEER_TLS_ROOTCERT_FILE is not set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

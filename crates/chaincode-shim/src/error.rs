@@ -35,12 +35,33 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// `CORE_PEER_TLS_ENABLED=true`: this shim cannot speak TLS yet.
-    #[error(
-        "config: CORE_PEER_TLS_ENABLED is true but TLS is not supported yet by this shim; \
-         set CORE_PEER_TLS_ENABLED=false"
-    )]
-    TlsNotSupported,
+    /// `CORE_PEER_TLS_ENABLED=true` but a variable naming TLS material is unset.
+    #[error("config: CORE_PEER_TLS_ENABLED is true but {var} is not set")]
+    TlsMissingVar {
+        /// The variable (for the client cert and key, either spelling is
+        /// enough; the `_FILE` one is named).
+        var: &'static str,
+    },
+    /// A TLS file named by `var` cannot be read.
+    #[error("config: cannot read {var}={path}: {reason}")]
+    TlsUnreadable {
+        /// The variable that names the file.
+        var: &'static str,
+        /// The file.
+        path: String,
+        /// What the file system said.
+        reason: String,
+    },
+    /// A TLS file named by `var` does not hold what it should.
+    #[error("config: {var}={path} is invalid: {reason}")]
+    TlsInvalid {
+        /// The variable that names the file.
+        var: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `CORE_PEER_TLS_ENABLED` is not a boolean.
     #[error("config: CORE_PEER_TLS_ENABLED={0:?} is not a boolean (true/false)")]
     InvalidTlsFlag(String),
@@ -53,8 +74,9 @@ pub enum ShimError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The peer could not be reached.
-    #[error("connect: cannot reach peer at {address}: {source}")]
+    /// The peer could not be reached (the message carries the transport's
+    /// whole chain of causes, e.g. a certificate the peer refused).
+    #[error("connect: cannot reach peer at {address}: {}", causes(source))]
     Connect {
         /// `HOST:PORT` of the peer.
         address: String,
@@ -178,4 +200,20 @@ impl ShimError {
             _ => false,
         }
     }
+}
+
+/// `error: cause: cause...`: tonic's transport error says only "transport
+/// error" and keeps the useful part (refused, a TLS alert) in its sources.
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
 }

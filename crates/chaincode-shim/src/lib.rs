@@ -17,8 +17,10 @@
 //!   in-process executor uses it without a socket). When the peer closes the
 //!   stream, both return `Ok(())`.
 //! - Configuration follows Fabric: `CORE_CHAINCODE_ID_NAME`,
-//!   `-peer.address=HOST:PORT` or `CORE_PEER_ADDRESS`; TLS is not supported
-//!   yet and `CORE_PEER_TLS_ENABLED=true` is refused ([`Config`]).
+//!   `-peer.address=HOST:PORT` or `CORE_PEER_ADDRESS`, and with
+//!   `CORE_PEER_TLS_ENABLED=true` TLS with the client certificate and root
+//!   from the files Fabric names in `CORE_TLS_CLIENT_*` and
+//!   `CORE_PEER_TLS_ROOTCERT_FILE` ([`Config`], [`ShimTls`]).
 //!
 //! # Example
 //!
@@ -59,7 +61,7 @@ mod serve;
 mod stub;
 
 pub use chaincode_proto::{ChaincodeName, Response};
-pub use config::Config;
+pub use config::{Config, InvalidTls, ShimTls};
 pub use error::{ConfigError, ShimError};
 pub use futures::future::BoxFuture;
 pub use serve::{

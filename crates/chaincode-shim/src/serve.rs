@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::Chaincode;
 use crate::config::Config;
@@ -41,7 +41,8 @@ type Inflight = Arc<Mutex<HashMap<String, mpsc::Sender<ChaincodeMessage>>>>;
 /// Connects to the peer, registers and serves until the peer closes the
 /// stream (then `Ok`). Built on [`serve_stream`].
 ///
-/// The connection is plain-text gRPC to `http://HOST:PORT`, bounded by
+/// The connection is plain-text gRPC to `http://HOST:PORT`, or with
+/// [`Config::tls`] gRPC over TLS (see [`connect`]), bounded by
 /// `config.connect_timeout`. When serving ends with an error, the messages
 /// already queued for the peer (e.g. the ERROR that explains a refused
 /// handshake) are flushed, and `start` waits for the peer to close its side
@@ -143,17 +144,36 @@ async fn start_once(chaincode: Arc<dyn Chaincode>, config: &Config) -> Result<()
 
 /// Opens the gRPC channel to the peer (no stream yet), bounded by
 /// `config.connect_timeout`.
+///
+/// With [`Config::tls`], the channel speaks TLS: the peer's certificate must
+/// chain to the given root and carry the host of the peer address
+/// ([`Config::peer_host`]); the client certificate is presented when the
+/// peer asks for it. A peer that refuses the certificate does so after the
+/// handshake (TLS 1.3), so that refusal shows on the first call, as a
+/// [`ShimError::Stream`] carrying the peer's alert.
 pub async fn connect(config: &Config) -> Result<ChaincodeSupportClient<Channel>, ShimError> {
     let address = &config.peer_address;
     let connect_error = |source| ShimError::Connect {
         address: address.clone(),
         source,
     };
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
         .map_err(connect_error)?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true);
-    tracing::info!(chaincode = %config.name, peer = %address, "connecting to peer");
+    if let Some(tls) = &config.tls {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(tls.root_cert_pem()))
+            .identity(Identity::from_pem(tls.cert_pem(), tls.key_pem()))
+            .domain_name(config.peer_host());
+        endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
+    }
+    tracing::info!(chaincode = %config.name, peer = %address, tls = config.tls.is_some(), "connecting to peer");
     let channel = tokio::time::timeout(config.connect_timeout, endpoint.connect())
         .await
         .map_err(|_| ShimError::ConnectTimeout {

@@ -502,7 +502,7 @@ async fn unreachable_peer_is_a_connect_error() {
 }
 
 #[test]
-fn tls_true_is_refused() {
+fn tls_true_without_its_files_is_refused_naming_the_variable() {
     let env = |key: &str| match key {
         "CORE_CHAINCODE_ID_NAME" => Some("kvtest:1.0".to_owned()),
         "CORE_PEER_TLS_ENABLED" => Some("true".to_owned()),
@@ -510,8 +510,8 @@ fn tls_true_is_refused() {
     };
     let err = Config::from_parts(env, ["-peer.address=127.0.0.1:7052"]).unwrap_err();
     let err = ShimError::from(err);
-    assert!(
-        err.to_string().contains("TLS is not supported yet"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        "config: CORE_PEER_TLS_ENABLED is true but CORE_PEER_TLS_ROOTCERT_FILE is not set"
     );
 }

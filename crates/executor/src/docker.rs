@@ -21,13 +21,20 @@
 //!    "no such container" is fine).
 //! 2. Create the container: image [`image_name`], `cmd` =
 //!    [`StartRequest::fabric_args`] (the image's ENTRYPOINT is the chaincode),
-//!    env = [`StartRequest::fabric_env`], network mode from the config, labels.
+//!    env = [`StartRequest::fabric_env`] (TLS files at Fabric's paths under
+//!    [`DOCKER_TLS_DIR`]), network mode from the config, labels.
 //! 3. If the image is missing, build it from a build context generated in
 //!    memory from the code package (see below; progress lines go to the sink
 //!    as [`RuntimeEventKind::Progress`]), then create again. A build failure
 //!    is [`ExecutorError::Build`] with the builder's own text. An image is
 //!    built once: later starts of the same chaincode reuse it.
-//! 4. Start it; follow its stdout/stderr into `tracing` (target `chaincode`)
+//! 4. With TLS ([`StartRequest::tls`]), copy the five files of
+//!    [`crate::tls_files`] into the created container at
+//!    [`DOCKER_TLS_DIR`] (key `0400`, certificates `0444`, owned by the
+//!    container's user: root for the images built here, or a numeric
+//!    `USER` of the base image). They are never part of the image,
+//!    so one image serves every launch, and go with the container.
+//! 5. Start it; follow its stdout/stderr into `tracing` (target `chaincode`)
 //!    and [`RuntimeEventKind::Log`]; wait for its exit and report
 //!    [`ExitStatus::Code`].
 //!
@@ -75,9 +82,9 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, RemoveImageOptions, StartContainerOptions, StopContainerOptions,
-    WaitContainerOptions,
+    BuildImageOptions, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
+    StopContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use chaincode_proto::ChaincodeName;
 use futures::StreamExt;
@@ -85,6 +92,7 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use crate::package::{self, PackageEntry};
+use crate::tls_files::DOCKER_TLS_DIR;
 use crate::{
     EventSink, Executor, ExecutorError, ExitStatus, LogStream, RuntimeEventKind, StartRequest,
 };
@@ -427,7 +435,7 @@ impl DockerExecutor {
             cmd: Some(request.fabric_args()),
             env: Some(
                 request
-                    .fabric_env()
+                    .fabric_env_in(Path::new(DOCKER_TLS_DIR))
                     .into_iter()
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect(),
@@ -462,6 +470,44 @@ impl DockerExecutor {
             Err(e) => return Err(start_err(format!("cannot create container {name}: {e}"))),
         };
         let id = created.id;
+
+        let tls_files = request.tls_files();
+        if !tls_files.is_empty() {
+            // The user the container runs as (its image's USER): the files
+            // are made its own so that a non-root chaincode can read its key.
+            let user = self
+                .docker
+                .inspect_container(&id, None::<InspectContainerOptions>)
+                .await
+                .ok()
+                .and_then(|inspect| inspect.config)
+                .and_then(|config| config.user)
+                .unwrap_or_default();
+            let uploaded = match tls_archive(&tls_files, &user) {
+                Ok(archive) => self
+                    .docker
+                    .upload_to_container(
+                        &id,
+                        Some(UploadToContainerOptions {
+                            path: "/".to_owned(),
+                            ..Default::default()
+                        }),
+                        bollard::body_full(bytes::Bytes::from(archive)),
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = uploaded {
+                let _ = self
+                    .docker
+                    .remove_container(&id, Some(force_remove()))
+                    .await;
+                return Err(start_err(format!(
+                    "cannot copy the TLS files into container {name}: {e}"
+                )));
+            }
+        }
 
         if let Err(e) = self
             .docker
@@ -786,6 +832,68 @@ impl LineBuffer {
     }
 }
 
+/// Who owns the TLS files in a container whose user is `user` (the image's
+/// `USER`: empty, `uid`, `uid:gid`, or a name): `(uid, gid, key mode)`.
+/// A name cannot be resolved without the image's `/etc/passwd`, so its files
+/// stay root's and the key is made readable (`0444`) inside the container.
+fn tls_owner(user: &str) -> (u64, u64, Option<u32>) {
+    if user.is_empty() {
+        return (0, 0, None);
+    }
+    let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+    match (uid.parse::<u64>(), gid.parse::<u64>()) {
+        (Ok(uid), Ok(gid)) => (uid, gid, None),
+        (Ok(uid), Err(_)) if gid.is_empty() => (uid, uid, None),
+        _ => (0, 0, Some(0o444)),
+    }
+}
+
+/// A tar (to extract at `/`) holding [`DOCKER_TLS_DIR`] and the TLS files,
+/// owned by the container's `user` (see [`tls_owner`]).
+fn tls_archive(files: &[crate::TlsFile], user: &str) -> std::io::Result<Vec<u8>> {
+    let (uid, gid, key_mode) = tls_owner(user);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut append = |path: &Path, mode: u32, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        // Directories stay root's: /etc may already exist in the image.
+        let owner = if kind == tar::EntryType::Directory {
+            (0, 0)
+        } else {
+            (uid, gid)
+        };
+        header.set_uid(owner.0);
+        header.set_gid(owner.1);
+        header.set_size(data.len() as u64);
+        header.set_mtime(0);
+        tar.append_data(&mut header, path, data)
+    };
+    let dir = Path::new(DOCKER_TLS_DIR.trim_start_matches('/'));
+    // Parents first: a scratch image has no /etc.
+    let mut parents: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    parents.reverse();
+    for parent in parents {
+        append(parent, 0o755, tar::EntryType::Directory, &[])?;
+    }
+    for file in files {
+        let mode = match key_mode {
+            Some(mode) if file.secret => mode,
+            _ => file.container_mode(),
+        };
+        append(
+            &dir.join(file.name),
+            mode,
+            tar::EntryType::Regular,
+            &file.contents,
+        )?;
+    }
+    tar.into_inner()
+}
+
 /// The in-memory build context (an uncompressed tar) for `package`: see the
 /// module docs for its layout.
 fn build_context(
@@ -968,6 +1076,63 @@ mod tests {
         assert!(
             matches!(err, ExecutorError::BadPackage { ref chaincode, .. } if chaincode == "kv:1.0"),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn tls_files_belong_to_the_containers_user() {
+        assert_eq!(tls_owner(""), (0, 0, None));
+        assert_eq!(tls_owner("1000"), (1000, 1000, None));
+        assert_eq!(tls_owner("1000:2000"), (1000, 2000, None));
+        assert_eq!(tls_owner("nobody"), (0, 0, Some(0o444)));
+        let files = crate::tls_files::files_for(&crate::ClientTls {
+            cert_pem: "C".into(),
+            key_pem: "K".into(),
+            root_cert_pem: "R".into(),
+        });
+        let archive = tls_archive(&files, "1000:2000").unwrap();
+        let mut archive = tar::Archive::new(archive.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            let path = entry.path().unwrap().display().to_string();
+            let owner = (header.uid().unwrap(), header.gid().unwrap());
+            let mode = header.mode().unwrap();
+            seen.push((path, owner, mode));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("etc".to_owned(), (0, 0), 0o755),
+                ("etc/hyperledger".to_owned(), (0, 0), 0o755),
+                ("etc/hyperledger/fabric".to_owned(), (0, 0), 0o755),
+                (
+                    "etc/hyperledger/fabric/client.key".to_owned(),
+                    (1000, 2000),
+                    0o400
+                ),
+                (
+                    "etc/hyperledger/fabric/client.crt".to_owned(),
+                    (1000, 2000),
+                    0o444
+                ),
+                (
+                    "etc/hyperledger/fabric/client_pem.key".to_owned(),
+                    (1000, 2000),
+                    0o400
+                ),
+                (
+                    "etc/hyperledger/fabric/client_pem.crt".to_owned(),
+                    (1000, 2000),
+                    0o444
+                ),
+                (
+                    "etc/hyperledger/fabric/peer.crt".to_owned(),
+                    (1000, 2000),
+                    0o444
+                ),
+            ]
         );
     }
 

@@ -32,6 +32,9 @@ pub mod file;
 pub mod inproc;
 pub mod package;
 pub mod process;
+pub mod tls_files;
+
+pub use tls_files::TlsFile;
 
 /// Everything a backend needs to start one runtime of one chaincode.
 #[derive(Clone)]
@@ -90,18 +93,11 @@ impl fmt::Debug for StartRequest {
 }
 
 impl StartRequest {
-    /// The environment Fabric gives every chaincode, followed by [`Self::env`].
+    /// The environment Fabric gives every chaincode, followed by
+    /// [`Self::env`], with TLS files at Fabric's container paths
+    /// ([`tls_files::DOCKER_TLS_DIR`]); see [`Self::fabric_env_in`].
     pub fn fabric_env(&self) -> Vec<(String, String)> {
-        let mut env = vec![
-            (
-                "CORE_CHAINCODE_ID_NAME".to_owned(),
-                self.chaincode.to_string(),
-            ),
-            ("CORE_PEER_TLS_ENABLED".to_owned(), "false".to_owned()),
-            ("CORE_PEER_ADDRESS".to_owned(), self.peer_address.clone()),
-        ];
-        env.extend(self.env.iter().cloned());
-        env
+        self.fabric_env_in(std::path::Path::new(tls_files::DOCKER_TLS_DIR))
     }
 
     /// The arguments Fabric gives a chaincode binary: `-peer.address=HOST:PORT`.

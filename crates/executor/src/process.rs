@@ -15,9 +15,15 @@
 //!    relaunch does not inflate and write the binary again. Package files
 //!    are shared between runtimes of the same package: treat them as
 //!    read-only.
+//!    The runtime directory is made `0700`. With TLS
+//!    ([`StartRequest::tls`]), the five files of [`crate::tls_files`] are
+//!    written, mode `0600`, into its subdirectory `tls/` (also `0700`) before
+//!    the spawn — never into the shared package cache — and go with the
+//!    runtime directory at stop.
 //! 2. The environment is clean: only `PATH` and `HOME` are kept from the
 //!    peer's own environment (so that the peer's secrets and settings do not
-//!    leak into chaincode), then [`StartRequest::fabric_env`] is added.
+//!    leak into chaincode), then [`StartRequest::fabric_env_in`] is added
+//!    with the files' paths.
 //! 3. Every line on stdout/stderr becomes a `tracing` event (target
 //!    `chaincode`, fields `chaincode` = `name:version` and `stream`) and a
 //!    [`RuntimeEventKind::Log`](crate::RuntimeEventKind::Log) on the sink;
@@ -178,6 +184,7 @@ impl ProcessExecutor {
         let unpack_dir = dir.clone();
         let unpack_cc = chaincode.clone();
         let cache = self.config.work_dir.join(PACKAGE_CACHE);
+        let tls_files = request.tls_files();
         let executable = tokio::task::spawn_blocking(move || {
             remove_dir(&unpack_dir).map_err(|e| ExecutorError::Start {
                 chaincode: unpack_cc.to_string(),
@@ -186,7 +193,12 @@ impl ProcessExecutor {
                     unpack_dir.display()
                 ),
             })?;
-            prepare_runtime_dir(&cache, &package, &unpack_dir, &unpack_cc)
+            let executable = prepare_runtime_dir(&cache, &package, &unpack_dir, &unpack_cc)?;
+            write_tls_files(&unpack_dir, &tls_files).map_err(|reason| ExecutorError::Start {
+                chaincode: unpack_cc.to_string(),
+                reason,
+            })?;
+            Ok(executable)
         })
         .await
         .map_err(|e| start_err(format!("unpacking task failed: {e}")))?;
@@ -214,7 +226,7 @@ impl ProcessExecutor {
                 command.env(key, value);
             }
         }
-        command.envs(request.fabric_env());
+        command.envs(request.fabric_env_in(&dir.join(TLS_DIR)));
 
         let mut child = match spawn_retrying(&mut command).await {
             Ok(child) => child,
@@ -462,6 +474,39 @@ fn prepare_runtime_dir(
     }
     link_tree(&unpacked, dir).map_err(|e| start_error("prepare", dir, e))?;
     Ok(dir.join(package::EXECUTABLE))
+}
+
+/// Subdirectory of a runtime directory holding its TLS files.
+pub const TLS_DIR: &str = "tls";
+
+/// Makes `dir` private (`0700`) and, when there are TLS files, writes them
+/// into `{dir}/tls/` (`0700`), each `0600`. Files are created, never
+/// overwritten: the runtime directory holds hard links into the package
+/// cache, and writing through one would change the cache.
+fn write_tls_files(dir: &Path, files: &[crate::TlsFile]) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let tls_dir = dir.join(TLS_DIR);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tls_dir)
+        .map_err(|e| format!("cannot create {}: {e}", tls_dir.display()))?;
+    for file in files {
+        let path = tls_dir.join(file.name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut out| out.write_all(&file.contents))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

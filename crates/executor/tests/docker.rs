@@ -488,3 +488,147 @@ async fn orphans_labelled_with_the_peer_id_are_reaped() {
 
     other.stop(&theirs.chaincode).await.unwrap();
 }
+
+/// The regular files of a tar, by path: (mode, uid, contents).
+fn tar_files(archive: &[u8]) -> HashMap<String, (u32, u64, Vec<u8>)> {
+    use std::io::Read as _;
+    let mut files = HashMap::new();
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = entry.path().unwrap().display().to_string();
+        let mode = entry.header().mode().unwrap();
+        let uid = entry.header().uid().unwrap();
+        let mut contents = Vec::new();
+        entry.read_to_end(&mut contents).unwrap();
+        files.insert(path, (mode, uid, contents));
+    }
+    files
+}
+
+/// The tar of `path` in the container, or the engine's error.
+async fn download(
+    executor: &DockerExecutor,
+    container: &str,
+    path: &str,
+) -> Result<Vec<u8>, bollard::errors::Error> {
+    use futures::TryStreamExt as _;
+    let chunks: Vec<_> = executor
+        .client()
+        .download_from_container(
+            container,
+            Some(bollard::query_parameters::DownloadFromContainerOptions {
+                path: path.to_owned(),
+            }),
+        )
+        .try_collect()
+        .await?;
+    Ok(chunks.concat())
+}
+
+#[tokio::test]
+async fn tls_files_are_copied_into_the_container_and_never_into_the_image() {
+    use base64::Engine as _;
+    let peer_id = unique_peer("tls");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let ca = chaincode_tls::CertAuthority::generate("peer CA").unwrap();
+    let mut peer = TestPeer::start_tls(&ca).await;
+    let client = ca.issue_client("kv:1.0", Duration::from_secs(600)).unwrap();
+    let mut req = request("kv:1.0", sample_package("kv").await, &peer.address, 1);
+    req.tls = Some(executor::ClientTls {
+        cert_pem: client.cert_pem.clone(),
+        key_pem: client.key_pem.clone(),
+        root_cert_pem: ca.root_pem().to_owned(),
+    });
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    executor.start(req.clone(), sink).await.unwrap();
+    // kv read the files at start-up and presented this launch's certificate.
+    let (name, presented) = peer.next_register_with_cert(WAIT).await;
+    assert_eq!(name, "kv:1.0");
+    assert_eq!(presented.as_deref(), Some(client.cert_der.as_slice()));
+
+    let container = executor.container_name(&req.chaincode).unwrap();
+    let files = tar_files(
+        &download(&executor, &container, "/etc/hyperledger/fabric")
+            .await
+            .unwrap(),
+    );
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(s)
+            .into_bytes()
+    };
+    let expected = [
+        ("fabric/client.key", 0o400, b64(&client.key_pem)),
+        ("fabric/client.crt", 0o444, b64(&client.cert_pem)),
+        (
+            "fabric/client_pem.key",
+            0o400,
+            client.key_pem.clone().into_bytes(),
+        ),
+        (
+            "fabric/client_pem.crt",
+            0o444,
+            client.cert_pem.clone().into_bytes(),
+        ),
+        ("fabric/peer.crt", 0o444, ca.root_pem().as_bytes().to_vec()),
+    ];
+    assert_eq!(files.len(), expected.len(), "{:?}", files.keys());
+    for (path, mode, contents) in expected {
+        let (got_mode, uid, got) = files.get(path).unwrap_or_else(|| panic!("no {path}"));
+        assert_eq!(got_mode & 0o7777, mode, "{path}");
+        assert_eq!(*uid, 0, "{path}");
+        assert_eq!(got, &contents, "{path}");
+    }
+
+    // A fresh container of the same image has none of it: the files were
+    // never part of the image, so the image serves every launch.
+    let image = executor.image_name(&req.chaincode).unwrap();
+    let probe = executor
+        .client()
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            bollard::models::ContainerCreateBody {
+                image: Some(image),
+                // Found by the cleanup guard should the test fail early.
+                labels: Some(HashMap::from([(LABEL_PEER.to_owned(), peer_id.clone())])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let missing = download(&executor, &probe, "/etc/hyperledger/fabric").await;
+    let _ = executor
+        .client()
+        .remove_container(
+            &probe,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            })
+        ),
+        "{missing:?}"
+    );
+
+    executor.stop(&req.chaincode).await.unwrap();
+    assert!(!container_exists(&executor, &container).await);
+    assert!(matches!(next_exit(&mut rx).await, ExitStatus::Code(_)));
+}

@@ -444,3 +444,143 @@ async fn a_package_is_unpacked_once_and_linked_into_each_runtime() {
         .collect();
     assert_eq!(cached.len(), 1, "no staging directory left behind");
 }
+
+/// Prints what the chaincode sees of its TLS material: the variables, each
+/// file's mode and contents (the script checks the files before any test
+/// code could create them).
+const PRINT_TLS: &str = r#"#!/bin/sh
+echo "tls=$CORE_PEER_TLS_ENABLED"
+for v in CORE_TLS_CLIENT_KEY_PATH CORE_TLS_CLIENT_CERT_PATH CORE_TLS_CLIENT_KEY_FILE CORE_TLS_CLIENT_CERT_FILE CORE_PEER_TLS_ROOTCERT_FILE; do
+  eval "f=\$$v"
+  echo "file $v $f $(stat -c %a "$f") $(tr '\n' '|' < "$f")"
+done
+echo "done"
+exec sleep 300
+"#;
+
+#[tokio::test]
+async fn tls_material_is_written_private_into_the_runtime_dir_before_the_spawn() {
+    use base64::Engine as _;
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    let mut req = request("tlscc:1.0", script_package(work.path(), PRINT_TLS), 1);
+    let tls = executor::ClientTls {
+        cert_pem: "-----BEGIN CERTIFICATE-----\nCLIENT\n-----END CERTIFICATE-----\n".into(),
+        key_pem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n".into(),
+        root_cert_pem: "-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n".into(),
+    };
+    req.tls = Some(tls.clone());
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    let dir = exec.runtime_dir(&req.chaincode);
+    let tls_dir = dir.join(executor::process::TLS_DIR);
+
+    assert_eq!(next_line(&mut rx, "tls=").await, "tls=true");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let oneline = |s: &str| s.replace('\n', "|");
+    let expected = [
+        ("CORE_TLS_CLIENT_KEY_PATH", "client.key", b64(&tls.key_pem)),
+        (
+            "CORE_TLS_CLIENT_CERT_PATH",
+            "client.crt",
+            b64(&tls.cert_pem),
+        ),
+        (
+            "CORE_TLS_CLIENT_KEY_FILE",
+            "client_pem.key",
+            oneline(&tls.key_pem),
+        ),
+        (
+            "CORE_TLS_CLIENT_CERT_FILE",
+            "client_pem.crt",
+            oneline(&tls.cert_pem),
+        ),
+        (
+            "CORE_PEER_TLS_ROOTCERT_FILE",
+            "peer.crt",
+            oneline(&tls.root_cert_pem),
+        ),
+    ];
+    for (var, name, contents) in &expected {
+        let line = next_line(&mut rx, &format!("file {var} ")).await;
+        let path = tls_dir.join(name);
+        assert_eq!(
+            line,
+            format!("file {var} {} 600 {contents}", path.display()),
+            "{var}"
+        );
+    }
+    next_line(&mut rx, "done").await;
+    use std::os::unix::fs::PermissionsExt as _;
+    for private in [&dir, &tls_dir] {
+        let mode = fs::metadata(private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", private.display());
+    }
+    // Nothing of it reached the shared package cache.
+    let cache = work.path().join("runtimes/.packages");
+    let cached: Vec<_> = walk(&cache);
+    assert!(!cached.is_empty());
+    assert!(
+        cached
+            .iter()
+            .all(|p| !p.contains("client") && !p.contains("peer.crt")),
+        "{cached:?}"
+    );
+
+    exec.stop(&req.chaincode).await.unwrap();
+    assert!(!tls_dir.exists() && !dir.exists(), "TLS files left behind");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        out.push(entry.path().display().to_string());
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walk(&entry.path()));
+        }
+    }
+    out
+}
+
+/// A launch's identity issued by `ca` for `name`, as the peer hands it over.
+fn client_tls(ca: &chaincode_tls::CertAuthority, name: &str) -> (executor::ClientTls, Vec<u8>) {
+    let client = ca.issue_client(name, Duration::from_secs(600)).unwrap();
+    let tls = executor::ClientTls {
+        cert_pem: client.cert_pem.clone(),
+        key_pem: client.key_pem.clone(),
+        root_cert_pem: ca.root_pem().to_owned(),
+    };
+    (tls, client.cert_der)
+}
+
+#[tokio::test]
+async fn static_kv_registers_over_mutual_tls_with_the_files_it_was_given() {
+    let kv = tokio::task::spawn_blocking(|| chaincode_samples::static_sample("kv"))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("static sample kv: {e}"));
+    let ca = chaincode_tls::CertAuthority::generate("peer CA").unwrap();
+    let mut peer = common::TestPeer::start_tls(&ca).await;
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    let (tls, cert_der) = client_tls(&ca, "kv:1.0");
+    let req = StartRequest {
+        peer_address: peer.address.clone(),
+        env: Vec::new(),
+        tls: Some(tls),
+        ..request("kv:1.0", package::package_binary(&kv).unwrap(), 1)
+    };
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    let (name, presented) = peer.next_register_with_cert(common::WAIT).await;
+    assert_eq!(name, "kv:1.0");
+    // The chaincode presented this launch's certificate, read from the files.
+    assert_eq!(presented, Some(cert_der));
+    exec.stop(&req.chaincode).await.unwrap();
+    assert!(!exec.runtime_dir(&req.chaincode).exists());
+    assert!(matches!(
+        next_exit(&mut rx).await,
+        ExitStatus::Code(_) | ExitStatus::Signal(_)
+    ));
+}

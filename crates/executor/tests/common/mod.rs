@@ -55,12 +55,14 @@ pub async fn next_exit(rx: &mut UnboundedReceiver<RuntimeEvent>) -> ExitStatus {
 pub struct TestPeer {
     /// `127.0.0.1:port` to give chaincodes.
     pub address: String,
-    registers: mpsc::UnboundedReceiver<String>,
+    registers: mpsc::UnboundedReceiver<(String, Option<Vec<u8>>)>,
     _shutdown: oneshot::Sender<()>,
 }
 
 struct Support {
-    registers: mpsc::UnboundedSender<String>,
+    /// Each REGISTER's name, and the DER of the client certificate of its
+    /// connection (TLS only).
+    registers: mpsc::UnboundedSender<(String, Option<Vec<u8>>)>,
 }
 
 type Outbound = Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, Status>> + Send>>;
@@ -73,6 +75,9 @@ impl ChaincodeSupport for Support {
         &self,
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<Response<Outbound>, Status> {
+        let client_cert = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|cert| cert.as_ref().to_vec()));
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::unbounded_channel();
         let registers = self.registers.clone();
@@ -84,7 +89,7 @@ impl ChaincodeSupport for Support {
                         .registered_name()
                         .map(|n| n.to_string())
                         .unwrap_or_else(|e| format!("bad register: {e}"));
-                    let _ = registers.send(name);
+                    let _ = registers.send((name, client_cert.clone()));
                     let _ = tx.send(Ok(ChaincodeMessage::registered()));
                     let _ = tx.send(Ok(ChaincodeMessage::ready()));
                 }
@@ -119,10 +124,67 @@ impl TestPeer {
         }
     }
 
+    /// Serves on a fresh port of 127.0.0.1 until dropped, over TLS with a
+    /// certificate of `ca` for 127.0.0.1, requiring client certificates of
+    /// `ca` (what the peer's chaincode listener does).
+    pub async fn start_tls(ca: &chaincode_tls::CertAuthority) -> Self {
+        let server = ca.issue_server(&["127.0.0.1"]).unwrap();
+        let config =
+            chaincode_tls::server_config(&server.cert_pem, &server.key_pem, ca.root_pem()).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (streams_tx, streams) = mpsc::channel(8);
+        let (registers_tx, registers) = mpsc::unbounded_channel();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let accept = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let streams_tx = streams_tx.clone();
+                tokio::spawn(async move {
+                    // A refused handshake simply never reaches the server.
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = streams_tx.send(Ok::<_, std::io::Error>(tls)).await;
+                    }
+                });
+            }
+        });
+        let service = ChaincodeSupportServer::new(Support {
+            registers: registers_tx,
+        });
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::ReceiverStream::new(streams),
+                    async {
+                        let _ = stop.await;
+                    },
+                )
+                .await;
+            accept.abort();
+        });
+        Self {
+            address,
+            registers,
+            _shutdown: shutdown,
+        }
+    }
+
+    /// The name of the next REGISTER and the DER of the client certificate
+    /// it came with; panics after `within`.
+    pub async fn next_register_with_cert(&mut self, within: Duration) -> (String, Option<Vec<u8>>) {
+        match tokio::time::timeout(within, self.registers.recv()).await {
+            Ok(Some(register)) => register,
+            Ok(None) => panic!("test peer stopped"),
+            Err(_) => panic!("no REGISTER within {within:?}"),
+        }
+    }
+
     /// The name of the next REGISTER; panics after `within`.
     pub async fn next_register(&mut self, within: Duration) -> String {
         match tokio::time::timeout(within, self.registers.recv()).await {
-            Ok(Some(name)) => name,
+            Ok(Some((name, _))) => name,
             Ok(None) => panic!("test peer stopped"),
             Err(_) => panic!("no REGISTER within {within:?}"),
         }
