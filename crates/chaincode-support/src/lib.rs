@@ -44,6 +44,7 @@ mod server;
 pub mod store;
 pub mod stream;
 mod support;
+mod tls;
 
 pub use config::{Mode, SupportConfig};
 pub use error::SupportError;
@@ -54,3 +55,4 @@ pub use support::{
     ChaincodeStatus, ChaincodeSupport, ReadyHandle, SupportBuilder, SupportEvent, SupportEventKind,
     TxKind,
 };
+pub use tls::{DEFAULT_CLIENT_VALIDITY, PeerTls};
