@@ -419,7 +419,8 @@ impl Driver {
             Some((bound, _)) => !live || *bound != generation,
             None => false,
         };
-        if ended && let (Some(tls), Some((bound, hash))) = (&self.inner.tls, self.launch_cert.take())
+        if ended
+            && let (Some(tls), Some((bound, hash))) = (&self.inner.tls, self.launch_cert.take())
         {
             debug!(generation = %bound, %hash, "client certificate unbound");
             tls.unbind(&hash);

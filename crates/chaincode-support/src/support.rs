@@ -382,6 +382,12 @@ impl ChaincodeSupport {
         }
     }
 
+    /// The chaincode listener's TLS, when on: its root certificate, and
+    /// [`PeerTls::issue_dev_client`] for a developer in dev mode.
+    pub fn tls(&self) -> Option<&PeerTls> {
+        self.inner.tls.as_ref()
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &SupportConfig {
         &self.inner.config

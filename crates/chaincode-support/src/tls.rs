@@ -229,7 +229,9 @@ pub(crate) enum RegisterRefused {
     #[error(transparent)]
     Binding(#[from] BindingError),
     /// The certificate does not chain to the peer's CA (dev mode).
-    #[error("register {claimed}: client certificate {hash} was not issued by this peer's CA: {reason}")]
+    #[error(
+        "register {claimed}: client certificate {hash} was not issued by this peer's CA: {reason}"
+    )]
     Untrusted {
         claimed: String,
         hash: String,
@@ -386,5 +388,332 @@ mod tests {
     fn the_server_config_requires_h2() {
         let tls = peer_tls(Duration::from_secs(600));
         assert_eq!(tls.server_config().alpn_protocols, vec![b"h2".to_vec()]);
+    }
+}
+
+/// The binding check in the real runtime: a real driver launches through a
+/// recording executor, and streams arrive as the listener hands them over
+/// (`connect_from` with the certificate the handshake saw).
+#[cfg(test)]
+mod runtime_tests {
+    use std::time::Duration;
+
+    use chaincode_proto::chaincode_message::Type;
+    use chaincode_proto::{ChaincodeMessage, ChaincodeName};
+    use chaincode_tls::CertAuthority;
+    use executor::{EventSink, Executor, ExecutorError, StartRequest};
+    use futures::future::BoxFuture;
+    use launch_fsm::Phase;
+    use parking_lot::Mutex;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tokio::sync::{Notify, mpsc};
+    use tokio_stream::StreamExt;
+    use tokio_stream::wrappers::ReceiverStream;
+
+    use super::PeerTls;
+    use crate::store::MemorySpecStore;
+    use crate::support::StreamOrigin;
+    use crate::{ChaincodeSupport, Mode, SupportConfig};
+
+    /// Records every start; never runs anything (the test registers).
+    #[derive(Default)]
+    struct RecordingExecutor {
+        requests: Mutex<Vec<StartRequest>>,
+        started: Notify,
+    }
+
+    impl Executor for RecordingExecutor {
+        fn kind(&self) -> &'static str {
+            "recording"
+        }
+
+        fn runtime_name(&self, chaincode: &ChaincodeName) -> String {
+            chaincode.to_string()
+        }
+
+        fn start(
+            &self,
+            request: StartRequest,
+            _: EventSink,
+        ) -> BoxFuture<'_, Result<(), ExecutorError>> {
+            self.requests.lock().push(request);
+            self.started.notify_one();
+            Box::pin(async { Ok(()) })
+        }
+
+        fn stop<'a>(&'a self, _: &'a ChaincodeName) -> BoxFuture<'a, Result<(), ExecutorError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn name(text: &str) -> ChaincodeName {
+        text.parse().expect("a valid chaincode name")
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .expect("a PEM certificate")
+            .to_vec()
+    }
+
+    fn peer(mode: Mode, ttl: Duration) -> (ChaincodeSupport, std::sync::Arc<RecordingExecutor>) {
+        let ca = CertAuthority::generate("test peer CA").expect("a CA");
+        let tls = PeerTls::new(std::sync::Arc::new(ca), &["127.0.0.1"])
+            .expect("the listener's TLS")
+            .with_binding_ttl(ttl);
+        let executor = std::sync::Arc::new(RecordingExecutor::default());
+        let specs = MemorySpecStore::new();
+        for cc in ["kv:1.0", "other:1.0"] {
+            specs.insert(
+                name(cc),
+                chaincode_proto::ChaincodeDeploymentSpec::default(),
+            );
+        }
+        let config = SupportConfig {
+            mode,
+            ..SupportConfig::default()
+        };
+        let support = ChaincodeSupport::builder(config)
+            .executor(executor.clone())
+            .spec_store(std::sync::Arc::new(specs))
+            .tls(tls)
+            .build();
+        (support, executor)
+    }
+
+    /// Sends REGISTER for `claimed` from `origin`; returns the first answer
+    /// and the channel that keeps the stream open.
+    async fn register(
+        support: &ChaincodeSupport,
+        claimed: &ChaincodeName,
+        origin: StreamOrigin,
+    ) -> (
+        ChaincodeMessage,
+        mpsc::Sender<Result<ChaincodeMessage, tonic::Status>>,
+        ReceiverStream<Result<ChaincodeMessage, tonic::Status>>,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(Ok(ChaincodeMessage::register(claimed)))
+            .await
+            .expect("open");
+        let mut replies = support.connect_from(ReceiverStream::new(rx), origin);
+        let first = replies
+            .next()
+            .await
+            .expect("an answer")
+            .expect("not a transport error");
+        (first, tx, replies)
+    }
+
+    async fn launch_started(
+        support: &ChaincodeSupport,
+        executor: &RecordingExecutor,
+        chaincode: &ChaincodeName,
+    ) -> StartRequest {
+        let starts = executor.requests.lock().len();
+        let launching = support.clone();
+        let target = chaincode.clone();
+        tokio::spawn(async move { launching.launch(&target).await });
+        while executor.requests.lock().len() == starts {
+            executor.started.notified().await;
+        }
+        executor.requests.lock().last().cloned().expect("a start")
+    }
+
+    fn phase_of(support: &ChaincodeSupport, chaincode: &ChaincodeName) -> Option<Phase> {
+        support
+            .status()
+            .into_iter()
+            .find(|s| &s.chaincode == chaincode)
+            .map(|s| s.phase)
+    }
+
+    fn remote(der: Vec<u8>) -> StreamOrigin {
+        StreamOrigin::Remote {
+            client_cert: Some(der),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_launchs_own_certificate_registers_and_impostors_do_not_disturb_it() {
+        let (support, executor) = peer(Mode::Net, Duration::from_secs(600));
+        let kv = name("kv:1.0");
+        let other = name("other:1.0");
+        let kv_start = launch_started(&support, &executor, &kv).await;
+        let other_start = launch_started(&support, &executor, &other).await;
+        let kv_tls = kv_start
+            .tls
+            .clone()
+            .expect("kv's launch has a client identity");
+        let other_tls = other_start.tls.clone().expect("other's launch has one");
+        assert_ne!(kv_tls.cert_pem, other_tls.cert_pem);
+        let tls = support.tls().expect("tls on");
+        assert_eq!(kv_tls.root_cert_pem, tls.root_pem());
+        assert_eq!(tls.bound_certificates(), 2);
+
+        // (a) no certificate.
+        let (answer, _, _) =
+            register(&support, &kv, StreamOrigin::Remote { client_cert: None }).await;
+        assert_eq!(answer.known_type(), Some(Type::Error));
+        assert!(
+            answer.payload_text().contains("no client certificate"),
+            "{}",
+            answer.payload_text()
+        );
+        // (b) the certificate of another chaincode's launch.
+        let (answer, _, _) = register(&support, &kv, remote(der(&other_tls.cert_pem))).await;
+        assert!(
+            answer
+                .payload_text()
+                .contains("issued for chaincode other:1.0, not kv:1.0"),
+            "{}",
+            answer.payload_text()
+        );
+        // (d) a certificate the peer never issued, with kv's name in it.
+        let stranger = CertAuthority::generate("someone else").expect("a CA");
+        let forged = stranger
+            .issue_client("kv:1.0", Duration::from_secs(3600))
+            .expect("issued");
+        let (answer, _, _) = register(&support, &kv, remote(der(&forged.cert_pem))).await;
+        assert!(
+            answer
+                .payload_text()
+                .contains("was not issued for any launch"),
+            "{}",
+            answer.payload_text()
+        );
+        // A dev certificate from the peer's own CA is no launch's either.
+        let dev = tls.issue_dev_client(&kv).expect("issued");
+        let (answer, _, _) = register(&support, &kv, remote(der(&dev.cert_pem))).await;
+        assert!(
+            answer
+                .payload_text()
+                .contains("was not issued for any launch"),
+            "{}",
+            answer.payload_text()
+        );
+
+        // The launch never saw them.
+        assert_eq!(phase_of(&support, &kv), Some(Phase::AwaitingRegister));
+
+        // (e) the bound certificate registers, and the launch completes.
+        let (answer, _keep, mut replies) =
+            register(&support, &kv, remote(der(&kv_tls.cert_pem))).await;
+        assert_eq!(
+            answer.known_type(),
+            Some(Type::Registered),
+            "{}",
+            answer.payload_text()
+        );
+        let ready = replies.next().await.expect("READY").expect("not an error");
+        assert_eq!(ready.known_type(), Some(Type::Ready));
+        let handle = support.launch(&kv).await.expect("ready");
+        assert_eq!(handle.generation().0, 1);
+        assert_eq!(
+            executor
+                .requests
+                .lock()
+                .iter()
+                .filter(|r| r.chaincode == kv)
+                .count(),
+            1
+        );
+
+        // The stop ends the generation: its certificate is unbound.
+        support.stop(&kv).await.expect("stopped");
+        assert_eq!(
+            tls.bound_certificates(),
+            1,
+            "other's launch still holds its own"
+        );
+        let (answer, _, _) = register(&support, &kv, remote(der(&kv_tls.cert_pem))).await;
+        assert_eq!(answer.known_type(), Some(Type::Error));
+
+        // A relaunch gets a fresh certificate; the old one stays refused.
+        let again = launch_started(&support, &executor, &kv).await;
+        let fresh = again.tls.expect("a fresh identity");
+        assert_ne!(fresh.cert_pem, kv_tls.cert_pem);
+        let (answer, _, _) = register(&support, &kv, remote(der(&kv_tls.cert_pem))).await;
+        assert!(
+            answer.payload_text().contains("not issued for any launch"),
+            "{}",
+            answer.payload_text()
+        );
+        support.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(tls.bound_certificates(), 0, "shutdown unbinds every launch");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_binding_past_its_ttl_is_refused() {
+        let ttl = Duration::from_secs(5);
+        let (support, executor) = peer(Mode::Net, ttl);
+        let kv = name("kv:1.0");
+        let start = launch_started(&support, &executor, &kv).await;
+        let cert = der(&start.tls.expect("an identity").cert_pem);
+        tokio::time::advance(ttl + Duration::from_secs(1)).await;
+        let (answer, _, _) = register(&support, &kv, remote(cert)).await;
+        assert_eq!(answer.known_type(), Some(Type::Error));
+        assert!(
+            answer.payload_text().contains("expired"),
+            "{}",
+            answer.payload_text()
+        );
+        assert_eq!(phase_of(&support, &kv), Some(Phase::AwaitingRegister));
+        support.shutdown(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn in_process_streams_and_dev_mode_need_no_binding() {
+        // The peer's own streams (`connect`) are trusted.
+        let (support, executor) = peer(Mode::Net, Duration::from_secs(600));
+        let kv = name("kv:1.0");
+        launch_started(&support, &executor, &kv).await;
+        let (answer, _keep, _replies) = register(&support, &kv, StreamOrigin::InProcess).await;
+        assert_eq!(answer.known_type(), Some(Type::Registered));
+        support.shutdown(Duration::from_secs(5)).await;
+
+        // Dev mode: the peer launched nothing, so any CA certificate will
+        // do for any name; none, or a stranger's, will not.
+        let (support, executor) = peer(Mode::Dev, Duration::from_secs(600));
+        let tls = support.tls().expect("tls on");
+        let dev = tls.issue_dev_client(&name("mine:0.1")).expect("issued");
+        let (answer, _keep, _replies) =
+            register(&support, &name("yours:2.0"), remote(der(&dev.cert_pem))).await;
+        assert_eq!(
+            answer.known_type(),
+            Some(Type::Registered),
+            "{}",
+            answer.payload_text()
+        );
+        let (answer, _, _) = register(
+            &support,
+            &name("theirs:1"),
+            StreamOrigin::Remote { client_cert: None },
+        )
+        .await;
+        assert!(answer.payload_text().contains("no client certificate"));
+        let stranger = CertAuthority::generate("someone else").expect("a CA");
+        let forged = stranger
+            .issue_client("theirs:1", Duration::from_secs(3600))
+            .expect("issued");
+        let (answer, _, _) =
+            register(&support, &name("theirs:1"), remote(der(&forged.cert_pem))).await;
+        assert!(
+            answer
+                .payload_text()
+                .contains("not issued by this peer's CA"),
+            "{}",
+            answer.payload_text()
+        );
+        assert!(
+            phase_of(&support, &name("theirs:1")).is_none(),
+            "a refused stream creates no entry"
+        );
+        assert!(
+            executor.requests.lock().is_empty(),
+            "dev mode starts nothing"
+        );
+        support.shutdown(Duration::from_secs(5)).await;
     }
 }
