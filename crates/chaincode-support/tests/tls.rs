@@ -124,14 +124,12 @@ fn verified_common_name(identity: &ClientTls, tls: &PeerTls) -> String {
         .verify_client_cert(&CertificateDer::from(leaf.as_slice()), &[], UnixTime::now())
         .expect("a client certificate the peer's CA issued");
     let (_, cert) = X509Certificate::from_der(&leaf).expect("DER");
-    let common_name = cert
-        .subject()
+    cert.subject()
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
         .expect("a common name")
-        .to_owned();
-    common_name
+        .to_owned()
 }
 
 fn phase(support: &ChaincodeSupport, chaincode: &ChaincodeName) -> Option<Phase> {
