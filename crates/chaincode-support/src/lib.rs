@@ -12,6 +12,10 @@
 //! - A REGISTER nobody asked for (outside dev mode), with a garbage payload,
 //!   or for a name that is already registered is refused on its own stream;
 //!   the legitimate launch and stream are untouched.
+//! - With [`SupportBuilder::tls`], every launch whose runtime dials the peer
+//!   gets a fresh client certificate bound to its `name:version`, and a
+//!   network stream may register only as the chaincode its certificate was
+//!   issued for (see [`PeerTls`]).
 //! - One driver task per chaincode owns its [`launch_fsm::Launch`]; starts and
 //!   stops of one chaincode never overlap, and chaincodes never wait on each
 //!   other.
@@ -44,6 +48,7 @@ mod server;
 pub mod store;
 pub mod stream;
 mod support;
+mod tls;
 
 pub use config::{Mode, SupportConfig};
 pub use error::SupportError;
@@ -57,3 +62,4 @@ pub use support::{
     ChaincodeStatus, ChaincodeSupport, ReadyHandle, SupportBuilder, SupportEvent, SupportEventKind,
     TxKind,
 };
+pub use tls::{DEFAULT_CLIENT_VALIDITY, PeerTls};

@@ -26,6 +26,7 @@ use crate::error::SupportError;
 use crate::metrics::Metrics;
 use crate::store::{MemorySpecStore, MemoryStateStore, SpecStore, StateStore};
 use crate::stream::{self, FirstMessageError, Inbound, StreamConn};
+use crate::tls::PeerTls;
 
 /// The kind of message that carries a transaction to the chaincode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +201,8 @@ pub(crate) struct Inner {
     pub(crate) specs: Arc<dyn SpecStore>,
     state: Arc<dyn StateStore>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The chaincode listener's TLS and the launch certificate bindings.
+    pub(crate) tls: Option<PeerTls>,
     registry: Mutex<HashMap<ChaincodeName, Entry>>,
     events: broadcast::Sender<SupportEvent>,
     next_id: AtomicU64,
@@ -275,6 +278,7 @@ pub struct SupportBuilder {
     specs: Option<Arc<dyn SpecStore>>,
     state: Option<Arc<dyn StateStore>>,
     inproc_executor: Option<Arc<InprocExecutor>>,
+    tls: Option<PeerTls>,
 }
 
 impl std::fmt::Debug for SupportBuilder {
@@ -326,6 +330,19 @@ impl SupportBuilder {
         self
     }
 
+    /// Turns TLS on for the chaincode listener: it presents `tls`'s server
+    /// certificate and requires a client certificate from its CA; every
+    /// launch whose runtime dials the peer gets its own client certificate,
+    /// and a network stream may register only as the chaincode its
+    /// certificate was issued for (in dev mode: as any chaincode, with any
+    /// certificate the CA issued). Default: plaintext, no check.
+    pub fn tls(mut self, tls: PeerTls) -> Self {
+        // Transport hook: when the listener takes a rustls config, hand it
+        // `tls.server_config()` here.
+        self.tls = Some(tls);
+        self
+    }
+
     /// The runtime. Call from within a tokio runtime.
     pub fn build(self) -> ChaincodeSupport {
         let executor: Arc<dyn Executor> = match (self.config.mode, self.executor) {
@@ -346,6 +363,7 @@ impl SupportBuilder {
                     .state
                     .unwrap_or_else(|| Arc::new(MemoryStateStore::new())),
                 metrics: Arc::new(Metrics::new()),
+                tls: self.tls,
                 registry: Mutex::new(HashMap::new()),
                 events,
                 next_id: AtomicU64::new(1),
@@ -400,7 +418,14 @@ impl ChaincodeSupport {
             specs: None,
             state: None,
             inproc_executor: None,
+            tls: None,
         }
+    }
+
+    /// The chaincode listener's TLS, when on: its root certificate, and
+    /// [`PeerTls::issue_dev_client`] for a developer in dev mode.
+    pub fn tls(&self) -> Option<&PeerTls> {
+        self.inner.tls.as_ref()
     }
 
     /// The settings in force.
@@ -678,14 +703,22 @@ impl ChaincodeSupport {
             Ok(chaincode) => chaincode,
             Err(error) => return refuse(error.to_string()).await,
         };
-        // TLS: the certificate the stream presented must be bound to this name.
-        let _ = &origin;
+        let dev = self.inner.config.mode == Mode::Dev && !self.is_system(&chaincode);
+        if let Some(tls) = &self.inner.tls {
+            let now = tokio::time::Instant::now().into_std();
+            if let Err(refused) = tls.admit(&origin, &chaincode, dev, now) {
+                // Before the driver hears of it: the real launch is untouched.
+                warn!(%chaincode, reason = %refused, "register refused: the client certificate does not vouch for this chaincode");
+                let text = refused.to_string();
+                let _ = outbound.send(Ok(ChaincodeMessage::error("", text))).await;
+                return;
+            }
+        }
         let conn = StreamConn::new(
             StreamId(self.inner.next_id()),
             chaincode.clone(),
             outbound.clone(),
         );
-        let dev = self.inner.config.mode == Mode::Dev && !self.is_system(&chaincode);
         let driver = {
             let mut registry = self.inner.registry.lock();
             if self.inner.shutting_down.load(Ordering::SeqCst) {
