@@ -39,6 +39,7 @@
 mod config;
 mod driver;
 mod error;
+mod listener;
 mod metrics;
 mod server;
 pub mod store;

@@ -23,7 +23,9 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::config::{Mode, SupportConfig};
 use crate::driver::{Driver, DriverMsg, EntryStatus};
 use crate::error::SupportError;
+use crate::listener::Registration;
 use crate::metrics::Metrics;
+use crate::server;
 use crate::store::{MemorySpecStore, MemoryStateStore, SpecStore, StateStore};
 use crate::stream::{self, FirstMessageError, Inbound, StreamConn};
 
@@ -197,6 +199,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     pub(crate) tasks: TaskTracker,
+    /// The chaincode listener's TLS settings; `None` = plaintext.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Inner {
@@ -223,7 +227,19 @@ pub(crate) enum StreamOrigin {
     Remote {
         /// The leaf client certificate (DER) the TLS handshake presented.
         client_cert: Option<Vec<u8>>,
+        /// The connection's watchdog: marked once a REGISTER is accepted.
+        connection: Registration,
     },
+}
+
+impl StreamOrigin {
+    /// A REGISTER from this origin was accepted: its connection may stay
+    /// past the first-message timeout.
+    fn accepted(&self) {
+        if let Self::Remote { connection, .. } = self {
+            connection.mark();
+        }
+    }
 }
 
 /// Builds a [`ChaincodeSupport`].
@@ -235,6 +251,7 @@ pub struct SupportBuilder {
     specs: Option<Arc<dyn SpecStore>>,
     state: Option<Arc<dyn StateStore>>,
     inproc_executor: Option<Arc<InprocExecutor>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for SupportBuilder {
@@ -286,6 +303,14 @@ impl SupportBuilder {
         self
     }
 
+    /// Serves chaincode over TLS with `config` (which may require client
+    /// certificates); the leaf certificate a client presents reaches the
+    /// stream's origin. Default: plaintext.
+    pub fn tls_server_config(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// The runtime. Call from within a tokio runtime.
     pub fn build(self) -> ChaincodeSupport {
         let executor: Arc<dyn Executor> = match (self.config.mode, self.executor) {
@@ -311,6 +336,7 @@ impl SupportBuilder {
                 next_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
                 tasks: TaskTracker::new(),
+                tls: self.tls,
             }),
         };
         if let Some(inproc) = self.inproc_executor {
@@ -360,12 +386,18 @@ impl ChaincodeSupport {
             specs: None,
             state: None,
             inproc_executor: None,
+            tls: None,
         }
     }
 
     /// The settings in force.
     pub fn config(&self) -> &SupportConfig {
         &self.inner.config
+    }
+
+    /// The chaincode listener's TLS settings, if TLS is on.
+    pub(crate) fn listener_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.inner.tls.clone()
     }
 
     /// The runtime's metrics.
@@ -618,7 +650,13 @@ impl ChaincodeSupport {
         let limit = self.inner.config.effective_startup_timeout();
         let first = match tokio::time::timeout(limit, inbound.next()).await {
             Ok(Some(Ok(message))) => message,
-            Ok(_) => {
+            Ok(Some(Err(status))) => {
+                if let Some(answer) = server::inbound_failure(&status, self.config(), None) {
+                    let _ = outbound.send(Err(answer)).await;
+                }
+                return;
+            }
+            Ok(None) => {
                 debug!("{}", FirstMessageError::Closed);
                 return;
             }
@@ -658,6 +696,7 @@ impl ChaincodeSupport {
             .await;
         };
         let _ = driver.send(DriverMsg::Register { conn: conn.clone() });
+        origin.accepted();
         loop {
             tokio::select! {
                 biased;
@@ -665,7 +704,9 @@ impl ChaincodeSupport {
                 next = inbound.next() => match next {
                     Some(Ok(message)) => self.on_inbound(&conn, message).await,
                     Some(Err(status)) => {
-                        debug!(%chaincode, %status, "chaincode stream failed");
+                        if let Some(answer) = server::inbound_failure(&status, self.config(), Some(&chaincode)) {
+                            let _ = outbound.send(Err(answer)).await;
+                        }
                         break;
                     }
                     None => break,
