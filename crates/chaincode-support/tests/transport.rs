@@ -499,3 +499,33 @@ async fn tls_closes_a_silent_client_at_the_handshake_timeout() {
     );
     support.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_a_lot_before_register_is_closed() {
+    let (logs, _guard) = Logs::capture();
+    // The message limit is the default (100 MiB): only the listener's
+    // budget for unregistered connections stops this one.
+    let support = dev_peer(|_| {}, None).await;
+    let (tx, mut replies) = open_stream(plain_channel(address(&support)).await)
+        .await
+        .unwrap();
+    tx.send(ChaincodeMessage::put_state(
+        "tx1",
+        "k",
+        vec![7; 4 * 1024 * 1024],
+    ))
+    .await
+    .unwrap();
+    let (seen, status) = drain(&mut replies).await;
+    assert!(
+        seen.is_empty(),
+        "the peer read the whole message and answered: {seen:?}"
+    );
+    assert_ne!(status.code(), tonic::Code::Ok, "{status:?}");
+    assert!(
+        logs.contains("too much data before REGISTER"),
+        "{}",
+        logs.text()
+    );
+    support.shutdown(Duration::from_secs(5)).await;
+}
