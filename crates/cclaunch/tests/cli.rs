@@ -341,10 +341,7 @@ fn unknown_chaincode_fails_with_not_found_and_the_phase() {
     // A name the peer cannot find leaves nothing behind (a flood of
     // unknown names must not grow the registry).
     let ps = peer.ps();
-    assert!(
-        ps.iter().all(|cc| cc["chaincode"] != "nope:1.0"),
-        "{ps:?}"
-    );
+    assert!(ps.iter().all(|cc| cc["chaincode"] != "nope:1.0"), "{ps:?}");
 }
 
 #[test]

@@ -49,6 +49,27 @@ pub struct SupportConfig {
     /// [`crate::SupportError::TooManyChaincodes`]; names already known are
     /// unaffected.
     pub max_chaincodes: usize,
+
+    // The chaincode listener (`serve`): what a connection may cost the peer.
+    /// How many connections the listener holds at once, TLS handshakes
+    /// included (default 512); beyond it new connections are closed at once.
+    pub max_connections: usize,
+    /// How long a TLS handshake may take (default 10 s).
+    pub handshake_timeout: Duration,
+    /// How long a connection may stay open before a REGISTER on it is
+    /// accepted (default 10 s; counted from the accept, handshake included).
+    /// Separate from the startup timeout, which bounds a whole launch.
+    pub first_message_timeout: Duration,
+    /// The largest chaincode message, received or sent, in bytes (default
+    /// 100 MiB, Fabric's peer default; a larger one ends the stream with
+    /// RESOURCE_EXHAUSTED).
+    pub max_message_size: usize,
+    /// HTTP/2 ping interval and TCP keepalive idle time on connections, so a
+    /// dead chaincode is noticed; zero = off (default 60 s).
+    pub connection_keepalive: Duration,
+    /// How long a ping may go unanswered before the connection is closed
+    /// (default 20 s).
+    pub connection_keepalive_timeout: Duration,
 }
 
 impl SupportConfig {
@@ -63,6 +84,14 @@ impl SupportConfig {
     /// The idle eviction delay, `None` when idle entries are kept.
     pub fn idle_eviction_after(&self) -> Option<Duration> {
         (!self.idle_eviction.is_zero()).then_some(self.idle_eviction)
+    }
+
+    /// Fabric's peer default for the largest chaincode message (100 MiB).
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
+
+    /// The connection keepalive interval, `None` when off.
+    pub fn connection_keepalive_interval(&self) -> Option<Duration> {
+        (!self.connection_keepalive.is_zero()).then_some(self.connection_keepalive)
     }
 
     /// The keepalive interval, `None` when off.
@@ -85,6 +114,12 @@ impl Default for SupportConfig {
             stop_timeout: Duration::from_secs(30),
             idle_eviction: Duration::from_secs(600),
             max_chaincodes: 10_000,
+            max_connections: 512,
+            handshake_timeout: Duration::from_secs(10),
+            first_message_timeout: Duration::from_secs(10),
+            max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            connection_keepalive: Duration::from_secs(60),
+            connection_keepalive_timeout: Duration::from_secs(20),
         }
     }
 }

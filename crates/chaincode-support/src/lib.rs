@@ -19,6 +19,11 @@
 //! - One driver task per chaincode owns its [`launch_fsm::Launch`]; starts and
 //!   stops of one chaincode never overlap, and chaincodes never wait on each
 //!   other.
+//! - [`ChaincodeSupport::serve`] holds at most
+//!   [`SupportConfig::max_connections`] connections, closes one that has not
+//!   registered within [`SupportConfig::first_message_timeout`], and ends a
+//!   stream whose message exceeds [`SupportConfig::max_message_size`] with
+//!   RESOURCE_EXHAUSTED.
 //!
 //! # Example
 //! ```no_run
@@ -43,6 +48,7 @@
 mod config;
 mod driver;
 mod error;
+mod listener;
 mod metrics;
 mod server;
 pub mod store;

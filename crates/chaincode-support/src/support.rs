@@ -23,7 +23,9 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::config::{Mode, SupportConfig};
 use crate::driver::{Driver, DriverMsg, EntryStatus};
 use crate::error::SupportError;
+use crate::listener::Registration;
 use crate::metrics::Metrics;
+use crate::server;
 use crate::store::{MemorySpecStore, MemoryStateStore, SpecStore, StateStore};
 use crate::stream::{self, FirstMessageError, Inbound, StreamConn};
 use crate::tls::PeerTls;
@@ -208,6 +210,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     pub(crate) tasks: TaskTracker,
+    /// The chaincode listener's TLS settings; `None` = plaintext.
+    pub(crate) tls_server: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Inner {
@@ -266,7 +270,19 @@ pub(crate) enum StreamOrigin {
     Remote {
         /// The leaf client certificate (DER) the TLS handshake presented.
         client_cert: Option<Vec<u8>>,
+        /// The connection's watchdog: marked once a REGISTER is accepted.
+        connection: Registration,
     },
+}
+
+impl StreamOrigin {
+    /// A REGISTER from this origin was accepted: its connection may stay
+    /// past the first-message timeout.
+    fn accepted(&self) {
+        if let Self::Remote { connection, .. } = self {
+            connection.mark();
+        }
+    }
 }
 
 /// Builds a [`ChaincodeSupport`].
@@ -279,6 +295,7 @@ pub struct SupportBuilder {
     state: Option<Arc<dyn StateStore>>,
     inproc_executor: Option<Arc<InprocExecutor>>,
     tls: Option<PeerTls>,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for SupportBuilder {
@@ -337,9 +354,16 @@ impl SupportBuilder {
     /// certificate was issued for (in dev mode: as any chaincode, with any
     /// certificate the CA issued). Default: plaintext, no check.
     pub fn tls(mut self, tls: PeerTls) -> Self {
-        // Transport hook: when the listener takes a rustls config, hand it
-        // `tls.server_config()` here.
+        self.tls_server = Some(tls.server_config());
         self.tls = Some(tls);
+        self
+    }
+
+    /// Serves chaincode over TLS with `config` (which may require client
+    /// certificates); the leaf certificate a client presents reaches the
+    /// stream's origin. Default: plaintext.
+    pub fn tls_server_config(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls_server = Some(config);
         self
     }
 
@@ -369,6 +393,7 @@ impl SupportBuilder {
                 next_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
                 tasks: TaskTracker::new(),
+                tls_server: self.tls_server,
             }),
         };
         if let Some(inproc) = self.inproc_executor {
@@ -419,6 +444,7 @@ impl ChaincodeSupport {
             state: None,
             inproc_executor: None,
             tls: None,
+            tls_server: None,
         }
     }
 
@@ -431,6 +457,11 @@ impl ChaincodeSupport {
     /// The settings in force.
     pub fn config(&self) -> &SupportConfig {
         &self.inner.config
+    }
+
+    /// The chaincode listener's TLS settings, if TLS is on.
+    pub(crate) fn listener_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.inner.tls_server.clone()
     }
 
     /// The runtime's metrics.
@@ -693,7 +724,13 @@ impl ChaincodeSupport {
         let limit = self.inner.config.effective_startup_timeout();
         let first = match tokio::time::timeout(limit, inbound.next()).await {
             Ok(Some(Ok(message))) => message,
-            Ok(_) => {
+            Ok(Some(Err(status))) => {
+                if let Some(answer) = server::inbound_failure(&status, self.config(), None) {
+                    let _ = outbound.send(Err(answer)).await;
+                }
+                return;
+            }
+            Ok(None) => {
                 debug!("{}", FirstMessageError::Closed);
                 return;
             }
@@ -719,28 +756,40 @@ impl ChaincodeSupport {
             chaincode.clone(),
             outbound.clone(),
         );
+        let limit = self.inner.config.max_chaincodes;
         let driver = {
             let mut registry = self.inner.registry.lock();
-            if self.inner.shutting_down.load(Ordering::SeqCst) {
-                None
+            let driver = if self.inner.shutting_down.load(Ordering::SeqCst) {
+                Err(format!("register: the peer is shutting down ({chaincode})"))
             } else if let Some(entry) = registry.get(&chaincode) {
-                Some(entry.tx.clone())
+                Ok(entry.tx.clone())
+            } else if dev && registry.len() >= limit {
+                Err(format!(
+                    "register {chaincode} refused: the peer already knows {limit} chaincodes"
+                ))
             } else if dev {
                 let entry = self.spawn_driver(&chaincode);
                 let tx = entry.tx.clone();
                 registry.insert(chaincode.clone(), entry);
-                Some(tx)
+                Ok(tx)
             } else {
-                None
-            }
+                Err(format!(
+                    "register: no launch is waiting for chaincode {chaincode}"
+                ))
+            };
+            // Sent under the registry lock: a driver retires only under it,
+            // so the REGISTER cannot fall between an entry and its removal.
+            driver.and_then(|tx| {
+                tx.send(DriverMsg::Register { conn: conn.clone() })
+                    .map(|()| tx)
+                    .map_err(|_| format!("register: chaincode {chaincode} is going away, retry"))
+            })
         };
-        let Some(driver) = driver else {
-            return refuse(format!(
-                "register: no launch is waiting for chaincode {chaincode}"
-            ))
-            .await;
+        let driver = match driver {
+            Ok(driver) => driver,
+            Err(reason) => return refuse(reason).await,
         };
-        let _ = driver.send(DriverMsg::Register { conn: conn.clone() });
+        origin.accepted();
         loop {
             tokio::select! {
                 biased;
@@ -748,7 +797,9 @@ impl ChaincodeSupport {
                 next = inbound.next() => match next {
                     Some(Ok(message)) => self.on_inbound(&conn, message).await,
                     Some(Err(status)) => {
-                        debug!(%chaincode, %status, "chaincode stream failed");
+                        if let Some(answer) = server::inbound_failure(&status, self.config(), Some(&chaincode)) {
+                            let _ = outbound.send(Err(answer)).await;
+                        }
                         break;
                     }
                     None => break,

@@ -199,7 +199,7 @@ impl PeerTls {
         let client_cert = match origin {
             // The peer's own streams need no certificate.
             StreamOrigin::InProcess => return Ok(()),
-            StreamOrigin::Remote { client_cert } => client_cert,
+            StreamOrigin::Remote { client_cert, .. } => client_cert,
         };
         let claimed = claimed.to_string();
         let Some(der) = client_cert else {
@@ -260,6 +260,7 @@ mod tests {
             .expect("a PEM certificate");
         StreamOrigin::Remote {
             client_cert: Some(der),
+            connection: Default::default(),
         }
     }
 
@@ -302,7 +303,10 @@ mod tests {
         let kv = name("kv:1.0");
         let (identity, _) = tls.issue_launch(&kv, t0).expect("issued");
 
-        let none = StreamOrigin::Remote { client_cert: None };
+        let none = StreamOrigin::Remote {
+            client_cert: None,
+            connection: Default::default(),
+        };
         let refused = tls.admit(&none, &kv, false, t0).expect_err("no cert");
         assert!(matches!(
             refused,
@@ -344,7 +348,10 @@ mod tests {
         assert_eq!(tls.admit(&origin, &name("anything:9"), true, t0), Ok(()));
         assert_eq!(tls.bound_certificates(), 0, "dev mode binds nothing");
 
-        let none = StreamOrigin::Remote { client_cert: None };
+        let none = StreamOrigin::Remote {
+            client_cert: None,
+            connection: Default::default(),
+        };
         assert!(tls.admit(&none, &name("mine:0.1"), true, t0).is_err());
         let stranger = CertAuthority::generate("someone else").expect("a CA");
         let forged = stranger
@@ -532,6 +539,7 @@ mod runtime_tests {
     fn remote(der: Vec<u8>) -> StreamOrigin {
         StreamOrigin::Remote {
             client_cert: Some(der),
+            connection: Default::default(),
         }
     }
 
@@ -553,8 +561,15 @@ mod runtime_tests {
         assert_eq!(tls.bound_certificates(), 2);
 
         // (a) no certificate.
-        let (answer, _, _) =
-            register(&support, &kv, StreamOrigin::Remote { client_cert: None }).await;
+        let (answer, _, _) = register(
+            &support,
+            &kv,
+            StreamOrigin::Remote {
+                client_cert: None,
+                connection: Default::default(),
+            },
+        )
+        .await;
         assert_eq!(answer.known_type(), Some(Type::Error));
         assert!(
             answer.payload_text().contains("no client certificate"),
@@ -689,7 +704,10 @@ mod runtime_tests {
         let (answer, _, _) = register(
             &support,
             &name("theirs:1"),
-            StreamOrigin::Remote { client_cert: None },
+            StreamOrigin::Remote {
+                client_cert: None,
+                connection: Default::default(),
+            },
         )
         .await;
         assert!(answer.payload_text().contains("no client certificate"));
