@@ -45,6 +45,8 @@ pub struct PeerSection {
     /// ([`crate::state::default_state_dir`]) and `./packages`.
     #[serde(rename = "fileSystemPath", skip_serializing_if = "Option::is_none")]
     pub file_system_path: Option<PathBuf>,
+    /// `[peer.tls]`: TLS on the chaincode listener.
+    pub tls: PeerTlsSection,
 }
 
 impl Default for PeerSection {
@@ -53,8 +55,20 @@ impl Default for PeerSection {
             id: "peer0".to_owned(),
             network_id: "dev".to_owned(),
             file_system_path: None,
+            tls: PeerTlsSection::default(),
         }
     }
+}
+
+/// `[peer.tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerTlsSection {
+    /// `peer.tls.enabled`: the chaincode listener speaks mutual TLS and each
+    /// launch gets its own client certificate bound to the chaincode.
+    /// Unset: on in `net` mode, off in `dev` mode (as Fabric).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// How chaincode runs: `net` (the peer starts it) or `dev` (you do).
@@ -205,6 +219,15 @@ impl PeerConfig {
     pub fn to_toml(&self) -> String {
         // Serialising plain strings and numbers cannot fail.
         toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether the chaincode listener speaks TLS: `peer.tls.enabled`, else
+    /// on in `net` mode and off in `dev` mode.
+    pub fn tls_enabled(&self) -> bool {
+        self.peer
+            .tls
+            .enabled
+            .unwrap_or(self.chaincode.mode == ModeName::Net)
     }
 
     /// Where packages (`{name}.{version}` deployment specs) are read from.

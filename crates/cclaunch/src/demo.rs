@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chaincode_proto::{ChaincodeInput, ChaincodeName};
-use chaincode_support::{ChaincodeSupport, SupportConfig, SupportEvent, SupportEventKind, TxKind};
+use chaincode_support::{
+    ChaincodeSupport, PeerTls, SupportConfig, SupportEvent, SupportEventKind, TxKind,
+};
 use executor::docker::{DockerConfig, DockerExecutor};
 use executor::inproc::InprocExecutor;
 use executor::process::{ProcessConfig, ProcessExecutor};
@@ -462,9 +464,15 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         execute_timeout: Duration::from_secs(10),
         ..SupportConfig::default()
     };
+    // Mutual TLS as `cclaunch peer` in net mode, with a CA that lives and
+    // dies with the demo.
+    let tls = chaincode_tls::CertAuthority::generate("cclaunch demo CA")
+        .and_then(|ca| PeerTls::new(Arc::new(ca), &["127.0.0.1", "localhost"]))
+        .map_err(|e| CliError::new(format!("cannot set up the demo peer's TLS: {e}")))?;
     let support = ChaincodeSupport::builder(config)
         .executor(router)
         .inproc(inproc)
+        .tls(tls)
         .build();
     let server_stop = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn({
@@ -473,7 +481,7 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         async move { support.serve(listener, stop.cancelled_owned()).await }
     });
     if !out.json {
-        let _ = outln!("demo peer on {peer_address}");
+        let _ = outln!("demo peer on {peer_address} (mutual TLS)");
     }
 
     let mut demo = Demo {

@@ -44,6 +44,24 @@ impl Output {
         outln!("{value}")
     }
 
+    /// Tells the developer how their chaincode reaches a dev peer with TLS on.
+    pub fn dev_tls(&self, identity: &crate::state::DevIdentity) {
+        let env = identity.env();
+        if self.json {
+            let vars: serde_json::Map<String, serde_json::Value> = env
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                .collect();
+            let _ = self.json_line(&json!({"event": "dev_tls", "env": vars}));
+        } else {
+            let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = outln!(
+                "dev mode with TLS: start your chaincode with {}",
+                line.join(" ")
+            );
+        }
+    }
+
     /// The peer is serving.
     pub fn peer_started(
         &self,

@@ -3,11 +3,11 @@
 //! SIGTERM, then stops every runtime.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chaincode_support::{ChaincodeSupport, FsSpecStore};
+use chaincode_support::{ChaincodeSupport, FsSpecStore, PeerTls};
 use executor::Executor;
 use executor::docker::{DockerConfig, DockerExecutor};
 use executor::inproc::InprocExecutor;
@@ -44,6 +44,13 @@ pub struct PeerArgs {
     /// Dev mode: never start chaincode; accept registrations of any name.
     #[arg(long)]
     pub dev: bool,
+    /// Mutual TLS on the chaincode listener (`peer.tls.enabled`) [default: on in net mode, off in dev mode].
+    #[arg(long, conflicts_with = "no_tls")]
+    pub tls: bool,
+    /// Plaintext chaincode listener: any local process may then register
+    /// as a chaincode being launched (see docs/security.md).
+    #[arg(long)]
+    pub no_tls: bool,
     /// The executor of user chaincode (`chaincode.executor`) [default: process].
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorName>,
@@ -76,6 +83,12 @@ impl PeerArgs {
         }
         if self.dev {
             config.chaincode.mode = ModeName::Dev;
+        }
+        if self.tls {
+            config.peer.tls.enabled = Some(true);
+        }
+        if self.no_tls {
+            config.peer.tls.enabled = Some(false);
         }
         if let Some(executor) = self.executor {
             config.chaincode.executor = executor;
@@ -170,6 +183,13 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
     let mut builder = ChaincodeSupport::builder(support_config.clone())
         .inproc(inproc)
         .spec_store(Arc::new(FsSpecStore::new(packages.clone())));
+    let dev_identity = if config.tls_enabled() {
+        let (peer_tls, dev_identity) = chaincode_tls(&config, &state_dir, &chaincode_addr)?;
+        builder = builder.tls(peer_tls);
+        dev_identity
+    } else {
+        None
+    };
     let executor_name = match config.chaincode.mode {
         ModeName::Dev => "dev".to_owned(),
         ModeName::Net => config.chaincode.executor.to_string(),
@@ -221,6 +241,9 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
         &executor_name,
         &packages,
     );
+    if let Some(identity) = &dev_identity {
+        out.dev_tls(identity);
+    }
 
     let signal_name = tokio::select! {
         _ = sigterm.recv() => "SIGTERM",
@@ -247,6 +270,34 @@ pub async fn run(args: PeerArgs, out: Output) -> Result<(), CliError> {
     }
     out.peer_stopped();
     Ok(())
+}
+
+/// The chaincode listener's TLS: a server certificate from the peer's CA for
+/// loopback and the address chaincode dials. In dev mode, also a client
+/// identity for the developer's chaincode, written into the state directory
+/// (dev mode accepts any client certificate of the peer's CA).
+fn chaincode_tls(
+    config: &PeerConfig,
+    state_dir: &Path,
+    chaincode_addr: &str,
+) -> Result<(PeerTls, Option<state::DevIdentity>), CliError> {
+    let ca = Arc::new(state::peer_ca(state_dir)?);
+    let dialed = chaincode_addr
+        .rsplit_once(':')
+        .map_or(chaincode_addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let mut hosts = vec!["127.0.0.1", "localhost", "::1"];
+    if !hosts.contains(&dialed) {
+        hosts.push(dialed);
+    }
+    let tls = PeerTls::new(ca, &hosts)
+        .map_err(|e| CliError::new(format!("cannot set up TLS for the chaincode listener: {e}")))?;
+    let dev_identity = match config.chaincode.mode {
+        ModeName::Dev => Some(state::write_dev_identity(&tls, state_dir)?),
+        ModeName::Net => None,
+    };
+    Ok((tls, dev_identity))
 }
 
 /// Connects to the Docker Engine of the config and removes containers an

@@ -168,6 +168,71 @@ pub fn admin_client_identity(ca: &CertAuthority, tls_dir: &Path) -> Result<Issue
     Ok(issued)
 }
 
+/// The client identity a developer's chaincode presents to a dev-mode peer
+/// with TLS on: PEM files in the state directory's `tls/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevIdentity {
+    /// The client certificate (`CORE_TLS_CLIENT_CERT_FILE`).
+    pub cert_file: PathBuf,
+    /// Its key, mode `0600` (`CORE_TLS_CLIENT_KEY_FILE`).
+    pub key_file: PathBuf,
+    /// The peer's CA (`CORE_PEER_TLS_ROOTCERT_FILE`).
+    pub root_file: PathBuf,
+}
+
+impl DevIdentity {
+    /// The environment a chaincode shim reads them from (Fabric's names).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CORE_PEER_TLS_ENABLED", "true".to_owned()),
+            (
+                "CORE_TLS_CLIENT_CERT_FILE",
+                self.cert_file.display().to_string(),
+            ),
+            (
+                "CORE_TLS_CLIENT_KEY_FILE",
+                self.key_file.display().to_string(),
+            ),
+            (
+                "CORE_PEER_TLS_ROOTCERT_FILE",
+                self.root_file.display().to_string(),
+            ),
+        ]
+    }
+}
+
+/// Issues a fresh dev-mode client identity from `tls` and writes it into
+/// `{state_dir}/tls` (`dev-client.crt`, `dev-client.key` with mode `0600`).
+pub fn write_dev_identity(
+    tls: &chaincode_support::PeerTls,
+    state_dir: &Path,
+) -> Result<DevIdentity, CliError> {
+    let dir = tls_dir(state_dir);
+    let name: chaincode_proto::ChaincodeName = DEV_CLIENT_CN
+        .parse()
+        .map_err(|e| CliError::new(format!("dev client name: {e}")))?;
+    let issued = tls
+        .issue_dev_client(&name)
+        .map_err(|e| CliError::new(format!("cannot issue the dev client identity: {e}")))?;
+    let identity = DevIdentity {
+        cert_file: dir.join("dev-client.crt"),
+        key_file: dir.join("dev-client.key"),
+        root_file: dir.join(chaincode_tls::CA_CERT_FILE),
+    };
+    let error = |path: &Path, e: std::io::Error| {
+        CliError::new(format!("cannot write {}: {e}", path.display()))
+    };
+    write_private(&identity.key_file, issued.key_pem.as_bytes(), 0o600)
+        .map_err(|e| error(&identity.key_file, e))?;
+    write_private(&identity.cert_file, issued.cert_pem.as_bytes(), 0o644)
+        .map_err(|e| error(&identity.cert_file, e))?;
+    Ok(identity)
+}
+
+/// The common name of dev-mode client certificates (any name may register
+/// with them in dev mode; none in net mode).
+const DEV_CLIENT_CN: &str = "dev-client:1";
+
 fn first_cert_der(pem: &str) -> Result<Vec<u8>, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;

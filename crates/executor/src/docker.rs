@@ -103,6 +103,10 @@ pub const LABEL_PEER: &str = "org.cclaunch.peer";
 /// Label holding the chaincode's `name:version`.
 pub const LABEL_CCID: &str = "org.cclaunch.ccid";
 
+/// Label holding the SHA-256 of the code package an image was built from:
+/// an image is reused only for the very package it holds.
+pub const LABEL_PACKAGE: &str = "org.cclaunch.package-sha256";
+
 /// Where the executable lives inside the image.
 const ENTRYPOINT: &str = "/usr/local/bin/chaincode";
 
@@ -408,6 +412,40 @@ impl DockerExecutor {
         }
     }
 
+    /// Removes `image` when it was built from another code package (a
+    /// chaincode re-packaged under the same name and version), so that the
+    /// start builds it afresh.
+    async fn drop_stale_image(
+        &self,
+        chaincode: &ChaincodeName,
+        image: &str,
+        package_hash: &str,
+    ) -> Result<(), ExecutorError> {
+        let built_from = match self.docker.inspect_image(image).await {
+            Ok(inspect) => inspect
+                .config
+                .and_then(|config| config.labels)
+                .and_then(|labels| labels.get(LABEL_PACKAGE).cloned()),
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => {
+                return Err(ExecutorError::Start {
+                    chaincode: chaincode.to_string(),
+                    reason: format!("cannot inspect image {image}: {}", docker_text(&e)),
+                });
+            }
+        };
+        if built_from.as_deref() == Some(package_hash) {
+            return Ok(());
+        }
+        tracing::info!(%chaincode, %image, "the image holds another code package: rebuilding it");
+        self.remove_image(chaincode)
+            .await
+            .map_err(|e| ExecutorError::Start {
+                chaincode: chaincode.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
     fn labels(&self, chaincode: &ChaincodeName) -> HashMap<String, String> {
         HashMap::from([
             (LABEL_PEER.to_owned(), self.config.peer_id.clone()),
@@ -429,6 +467,9 @@ impl DockerExecutor {
         let image = self.image_name(chaincode)?;
 
         self.remove_container(chaincode, &name).await?;
+        let package_hash = hex::encode(Sha256::digest(&request.code_package));
+        self.drop_stale_image(chaincode, &image, &package_hash)
+            .await?;
 
         let body = ContainerCreateBody {
             image: Some(image.clone()),
@@ -461,7 +502,8 @@ impl DockerExecutor {
             Ok(created) => created,
             Err(e) if is_not_found(&e) => {
                 // "No such image": build it from the package, then create again.
-                self.build_image(&request, &image, &sink).await?;
+                self.build_image(&request, &image, &package_hash, &sink)
+                    .await?;
                 self.docker
                     .create_container(Some(options), body)
                     .await
@@ -545,6 +587,7 @@ impl DockerExecutor {
         &self,
         request: &StartRequest,
         image: &str,
+        package_hash: &str,
         sink: &EventSink,
     ) -> Result<(), ExecutorError> {
         let chaincode = request.chaincode.to_string();
@@ -566,7 +609,11 @@ impl DockerExecutor {
             t: Some(image.to_owned()),
             rm: true,
             forcerm: true,
-            labels: Some(self.labels(&request.chaincode)),
+            labels: Some({
+                let mut labels = self.labels(&request.chaincode);
+                labels.insert(LABEL_PACKAGE.to_owned(), package_hash.to_owned());
+                labels
+            }),
             ..Default::default()
         };
         let mut stream = self.docker.build_image(
