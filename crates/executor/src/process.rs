@@ -3,7 +3,7 @@
 //!
 //! # Expected flow
 //!
-//! 1. [`Executor::start`](crate::Executor::start) stops whatever this executor
+//! 1. [`Executor::start`] stops whatever this executor
 //!    still runs for the chaincode, removes a stale runtime directory
 //!    `{work_dir}/{runtime_name}`, fills it with the code package's files
 //!    (see [`crate::package`] for the layout and what is refused) and spawns
@@ -33,7 +33,7 @@
 //!
 //! # Stop
 //!
-//! [`Executor::stop`](crate::Executor::stop) sends SIGTERM to the process
+//! [`Executor::stop`] sends SIGTERM to the process
 //! group, waits up to [`ProcessConfig::stop_grace`] for the exit, then sends
 //! SIGKILL to the group (which also takes any process the chaincode started),
 //! and removes the runtime directory. Stopping a chaincode that was never
