@@ -59,6 +59,13 @@ async fn answer(mut stream: TcpStream, support: &ChaincodeSupport) {
     let mut parts = request_line.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path.split('?').next().unwrap_or("")) {
+        // OpenMetrics only for a scraper that asks for it; Prometheus text
+        // 0.0.4 (Fabric's format and counter names) otherwise.
+        ("GET", "/metrics") if accepts_openmetrics(&request_line) => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            support.metrics().render_openmetrics(),
+        ),
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
@@ -81,4 +88,16 @@ async fn answer(mut stream: TcpStream, support: &ChaincodeSupport) {
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// Whether the request's `Accept` header asks for OpenMetrics.
+fn accepts_openmetrics(head: &str) -> bool {
+    head.lines().skip(1).any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("accept")
+                && value
+                    .to_ascii_lowercase()
+                    .contains("application/openmetrics-text")
+        })
+    })
 }

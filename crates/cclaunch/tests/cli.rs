@@ -213,6 +213,25 @@ fn process_peer_launches_a_packaged_chaincode_and_leaves_nothing_running() {
         body.contains("chaincode_launch_duration_count{chaincode=\"kv:1.0\",success=\"true\"} 1"),
         "{body}"
     );
+    // Prometheus text 0.0.4 unless OpenMetrics is asked for.
+    assert!(
+        body.contains("Content-Type: text/plain; version=0.0.4") && !body.contains("# EOF"),
+        "{body}"
+    );
+    let mut http = std::net::TcpStream::connect(&metrics).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    http.write_all(
+        b"GET /metrics HTTP/1.0\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n",
+    )
+    .unwrap();
+    let mut open = String::new();
+    http.read_to_string(&mut open).unwrap();
+    assert!(
+        open.contains("Content-Type: application/openmetrics-text")
+            && open.trim_end().ends_with("# EOF"),
+        "{open}"
+    );
 
     let stopped = peer.run(&["stop", "kv:1.0"]);
     assert!(stopped.status.success(), "{:?}", texts(&stopped));

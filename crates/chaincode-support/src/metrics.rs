@@ -166,11 +166,86 @@ impl Metrics {
         self.execute_timeouts.remove(&labels);
     }
 
-    /// The metrics as Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The metrics in OpenMetrics text (`application/openmetrics-text`):
+    /// counters end in `_total`, the body in `# EOF`.
+    pub fn render_openmetrics(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry.lock());
         text
+    }
+
+    /// The metrics in Prometheus text format 0.0.4
+    /// (`text/plain; version=0.0.4`), as Fabric serves them: counters under
+    /// Fabric's names (no `_total`), no `# EOF`.
+    pub fn render(&self) -> String {
+        to_prometheus_text(&self.render_openmetrics())
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus 0.0.4 text: a counter family's
+/// `_total` samples take the family's own name, `_created` samples and
+/// `# UNIT`/`# EOF` lines (which 0.0.4 has not) go.
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut counter: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            counter = match rest.split_once(' ') {
+                Some((family, "counter")) => Some(family),
+                _ => None,
+            };
+        } else if let Some(family) = counter
+            && let Some(rest) = line.strip_prefix(family)
+        {
+            if let Some(sample) = rest.strip_prefix("_total") {
+                out.push_str(family);
+                out.push_str(sample);
+                out.push('\n');
+                continue;
+            }
+            if rest.starts_with("_created") {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_keeps_fabrics_counter_names_and_has_no_eof() {
+        let metrics = Metrics::new();
+        metrics.execute_timed_out("kv:1.0");
+        let open = metrics.render_openmetrics();
+        assert!(
+            open.contains("chaincode_execute_timeouts_total{chaincode=\"kv:1.0\"} 1"),
+            "{open}"
+        );
+        assert!(open.trim_end().ends_with("# EOF"), "{open}");
+
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE chaincode_execute_timeouts counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nchaincode_execute_timeouts{chaincode=\"kv:1.0\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("_total"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        // Gauges and histograms are the same in both formats.
+        for line in open.lines().filter(|l| l.starts_with("chaincode_phase")) {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
     }
 }

@@ -137,7 +137,7 @@ async fn a_chaincode_that_never_registers_times_out_naming_the_phase() {
     assert_eq!(executor.stops.load(Ordering::SeqCst), 1);
     let metrics = support.metrics().render();
     assert!(
-        metrics.contains("chaincode_launch_timeouts_total{chaincode=\"mute:1.0\"} 1"),
+        metrics.contains("chaincode_launch_timeouts{chaincode=\"mute:1.0\"} 1"),
         "{metrics}"
     );
     support.shutdown(Duration::from_secs(5)).await;
@@ -404,7 +404,7 @@ async fn a_transaction_that_takes_too_long_times_out() {
     assert_eq!(put.status, 200);
     let metrics = support.metrics().render();
     assert!(
-        metrics.contains("chaincode_execute_timeouts_total{chaincode=\"kv:1.0\"} 1"),
+        metrics.contains("chaincode_execute_timeouts{chaincode=\"kv:1.0\"} 1"),
         "{metrics}"
     );
     support.shutdown(Duration::from_secs(5)).await;
