@@ -131,6 +131,65 @@ fn dev_peer_serves_a_kv_sample_that_registers_by_itself() {
 }
 
 #[test]
+fn dev_peer_with_tls_serves_a_chaincode_holding_the_identity_it_wrote() {
+    use std::os::unix::fs::PermissionsExt;
+    let kv = kv_sample();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let state = dir.path().join("state");
+    let peer = Peer::start(&state, &["--dev", "--tls", "--listen", &listen], dir.path());
+    let tls = state.join("tls");
+    let key = tls.join("dev-client.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the dev client key is private");
+
+    // Without the identity, the chaincode cannot register at all.
+    let mut plaintext = Command::new(&kv)
+        .arg(format!("-peer.address={listen}"))
+        .env("CORE_CHAINCODE_ID_NAME", "plain:1.0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_bounded(&mut plaintext, Duration::from_secs(60)).unwrap_or_else(|| {
+        let _ = plaintext.kill();
+        panic!("a plaintext chaincode kept trying against a TLS dev peer");
+    });
+    assert!(
+        !status.success(),
+        "a plaintext chaincode registered: {status}"
+    );
+    assert_eq!(peer.phase_of("plain:1.0"), None);
+
+    // With the files the peer wrote (the environment it printed), it does.
+    let mut chaincode = Command::new(&kv)
+        .arg(format!("-peer.address={listen}"))
+        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
+        .env("CORE_PEER_TLS_ENABLED", "true")
+        .env("CORE_TLS_CLIENT_CERT_FILE", tls.join("dev-client.crt"))
+        .env("CORE_TLS_CLIENT_KEY_FILE", &key)
+        .env("CORE_PEER_TLS_ROOTCERT_FILE", tls.join("ca.crt"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll(
+        Duration::from_secs(30),
+        "kv:1.0 ready on the TLS dev peer",
+        || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
+    );
+    let put = peer.run(&["invoke", "kv:1.0", "put", "a", "1"]);
+    assert!(put.status.success(), "{:?}", texts(&put));
+    drop(peer);
+    if wait_bounded(&mut chaincode, Duration::from_secs(30)).is_none() {
+        let _ = chaincode.kill();
+        panic!("the kv sample did not exit after the peer went away");
+    }
+}
+
+#[test]
 fn process_peer_launches_a_packaged_chaincode_and_leaves_nothing_running() {
     let kv = kv_sample();
     let dir = tempfile::tempdir().unwrap();
