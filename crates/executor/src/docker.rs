@@ -466,6 +466,13 @@ impl DockerExecutor {
         let name = self.container_name(chaincode)?;
         let image = self.image_name(chaincode)?;
 
+        if let Some(other) = self.container_owner(chaincode, &name).await? {
+            return Err(ExecutorError::NameClash {
+                chaincode: chaincode.to_string(),
+                other,
+                runtime: name,
+            });
+        }
         self.remove_container(chaincode, &name).await?;
         let package_hash = hex::encode(Sha256::digest(&request.code_package));
         self.drop_stale_image(chaincode, &image, &package_hash)
@@ -662,6 +669,34 @@ impl DockerExecutor {
 
     /// Stops (with the configured timeout) and force-removes the container
     /// `name`; one that does not exist is fine.
+    /// The chaincode (other than `chaincode`) whose container holds `name`,
+    /// if any: its [`LABEL_CCID`] says whose it is.
+    async fn container_owner(
+        &self,
+        chaincode: &ChaincodeName,
+        name: &str,
+    ) -> Result<Option<String>, ExecutorError> {
+        let inspect = match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => inspect,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => {
+                return Err(ExecutorError::Start {
+                    chaincode: chaincode.to_string(),
+                    reason: format!("cannot inspect container {name}: {}", docker_text(&e)),
+                });
+            }
+        };
+        let owner = inspect
+            .config
+            .and_then(|config| config.labels)
+            .and_then(|labels| labels.get(LABEL_CCID).cloned());
+        Ok(owner.filter(|owner| *owner != chaincode.to_string()))
+    }
+
     async fn remove_container(
         &self,
         chaincode: &ChaincodeName,
@@ -732,6 +767,11 @@ impl Executor for DockerExecutor {
             let Ok(name) = self.container_name(chaincode) else {
                 return Ok(());
             };
+            // Another chaincode's container under the same name is not ours
+            // to stop: this one has no runtime.
+            if self.container_owner(chaincode, &name).await?.is_some() {
+                return Ok(());
+            }
             self.remove_container(chaincode, &name).await
         })
     }

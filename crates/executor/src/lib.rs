@@ -283,6 +283,20 @@ pub enum ExecutorError {
         /// `name:version` or the bare name.
         chaincode: String,
     },
+    /// Another chaincode's runtime holds the runtime name this one maps to
+    /// (names that differ only in case, or in `-` and `+`, share a Docker
+    /// container name).
+    #[error(
+        "could not start {chaincode}: runtime name {runtime} is taken by chaincode {other} (names that differ only in case or in '-'/'+' map to one container name)"
+    )]
+    NameClash {
+        /// `name:version` being started.
+        chaincode: String,
+        /// The chaincode whose runtime holds the name.
+        other: String,
+        /// The shared runtime name.
+        runtime: String,
+    },
 }
 
 /// Starts and stops chaincode runtimes. See the crate docs for the contract.

@@ -632,3 +632,65 @@ async fn tls_files_are_copied_into_the_container_and_never_into_the_image() {
     assert!(!container_exists(&executor, &container).await);
     assert!(matches!(next_exit(&mut rx).await, ExitStatus::Code(_)));
 }
+
+/// `My_CC:1.0` and `my_cc:1.0` map to one container name: starting the
+/// second is refused naming the clash, and neither its start nor its stop
+/// touches the first one's container.
+#[tokio::test]
+async fn names_that_share_a_container_name_never_remove_each_other() {
+    let peer_id = unique_peer("clash");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let kv = sample_package("kv").await;
+    // Nothing listens on port 1: the chaincode retries, then exits; its
+    // container stays until it is stopped.
+    let first = request("My_CC:1.0", kv.clone(), "127.0.0.1:1", 1);
+    let name = executor.container_name(&first.chaincode).unwrap();
+    let (sink, _rx) = EventSink::channel(first.generation);
+    tokio::time::timeout(WAIT, executor.start(first.clone(), sink))
+        .await
+        .expect("start bounded")
+        .unwrap();
+    let id = container_id(&executor, &name).await;
+
+    let second = request("my_cc:1.0", kv, "127.0.0.1:1", 1);
+    assert_eq!(executor.container_name(&second.chaincode).unwrap(), name);
+    let (sink, _rx2) = EventSink::channel(second.generation);
+    let err = tokio::time::timeout(WAIT, executor.start(second.clone(), sink))
+        .await
+        .expect("start bounded")
+        .unwrap_err();
+    match &err {
+        ExecutorError::NameClash {
+            chaincode,
+            other,
+            runtime,
+        } => {
+            assert_eq!(
+                (chaincode.as_str(), other.as_str(), runtime.as_str()),
+                ("my_cc:1.0", "My_CC:1.0", name.as_str())
+            );
+        }
+        other => panic!("expected NameClash, got {other:?}"),
+    }
+    assert!(err.to_string().contains("differ only in case"), "{err}");
+    assert_eq!(
+        container_id(&executor, &name).await,
+        id,
+        "the first container was touched"
+    );
+
+    executor.stop(&second.chaincode).await.unwrap();
+    assert_eq!(
+        container_id(&executor, &name).await,
+        id,
+        "a stop of the other name removed it"
+    );
+
+    executor.stop(&first.chaincode).await.unwrap();
+    assert!(!container_exists(&executor, &name).await);
+}
