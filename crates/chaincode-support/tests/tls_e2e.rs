@@ -17,12 +17,14 @@ use std::time::Duration;
 use chaincode_proto::chaincode_message::Type;
 use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
 use chaincode_proto::{ChaincodeDeploymentSpec, ChaincodeMessage, ChaincodeName};
+use chaincode_shim::BoxFuture;
 use chaincode_support::{
     ChaincodeSupport, MemorySpecStore, PeerTls, ReadyHandle, SupportConfig, SupportError, TxKind,
 };
 use chaincode_tls::{CertAuthority, CertHash};
 use common::*;
 use executor::process::{ProcessConfig, ProcessExecutor, TLS_DIR};
+use executor::{EventSink, Executor, ExecutorError, StartRequest};
 use futures::StreamExt;
 use launch_fsm::{LaunchError, Phase};
 use parking_lot::Mutex;
@@ -32,7 +34,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Endpoint, Uri};
+use tonic::transport::{Channel, Endpoint, Uri};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -42,6 +44,10 @@ const IMPOSTORS_AT_ONCE: usize = 16;
 /// Bound on one impostor's attempt, and on all of them.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 const STORM_LIMIT: Duration = Duration::from_secs(180);
+/// Refused impostors that keep their connection open, and how long the
+/// peer lets a connection without an accepted REGISTER live.
+const HELD_IMPOSTORS: usize = 64;
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The tests share the log capture and the fd count: one at a time.
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
@@ -282,6 +288,65 @@ impl Identity {
     }
 }
 
+/// Hands every start to `inner`, keeping the client identity each launch
+/// was given (the Docker backend writes it into the container only).
+struct Recording<E> {
+    inner: Arc<E>,
+    identities: Mutex<Vec<(ChaincodeName, Option<executor::ClientTls>)>>,
+}
+
+impl<E: Executor> Recording<E> {
+    fn new(inner: Arc<E>) -> Self {
+        Self {
+            inner,
+            identities: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The identity of `chaincode`'s latest launch.
+    fn identity_of(&self, chaincode: &ChaincodeName) -> Option<Identity> {
+        self.identities
+            .lock()
+            .iter()
+            .rev()
+            .find(|(cc, _)| cc == chaincode)
+            .and_then(|(_, tls)| tls.clone())
+            .map(|tls| Identity {
+                cert_pem: tls.cert_pem,
+                key_pem: tls.key_pem,
+                root_pem: tls.root_cert_pem,
+            })
+    }
+}
+
+impl<E: Executor> Executor for Recording<E> {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn runtime_name(&self, chaincode: &ChaincodeName) -> String {
+        self.inner.runtime_name(chaincode)
+    }
+
+    fn start(
+        &self,
+        request: StartRequest,
+        sink: EventSink,
+    ) -> BoxFuture<'_, Result<(), ExecutorError>> {
+        self.identities
+            .lock()
+            .push((request.chaincode.clone(), request.tls.clone()));
+        self.inner.start(request, sink)
+    }
+
+    fn stop<'a>(
+        &'a self,
+        chaincode: &'a ChaincodeName,
+    ) -> BoxFuture<'a, Result<(), ExecutorError>> {
+        self.inner.stop(chaincode)
+    }
+}
+
 fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| !stat.contains(") Z "))
@@ -345,14 +410,22 @@ enum Outcome {
     Hung,
 }
 
+/// An impostor's connection, kept open by its client.
+struct Held {
+    _channel: Channel,
+    _tx: mpsc::Sender<ChaincodeMessage>,
+    _replies: tonic::Streaming<ChaincodeMessage>,
+}
+
 /// One REGISTER as `claimed` over a fresh TLS connection that trusts the
-/// peer's root and presents `client` (cert, key) if given.
+/// peer's root and presents `client` (cert, key) if given; the connection,
+/// if it got that far, is handed back open.
 async fn register_over_tls(
     address: SocketAddr,
     root_pem: &str,
     client: Option<(&str, &str)>,
     claimed: &ChaincodeName,
-) -> Outcome {
+) -> (Outcome, Option<Held>) {
     let config = chaincode_tls::client_config(root_pem, client).expect("a client config");
     let connector = tower::service_fn(move |_: Uri| {
         let config = config.clone();
@@ -373,18 +446,23 @@ async fn register_over_tls(
             .ok()?;
         let (tx, rx) = mpsc::channel(2);
         tx.send(ChaincodeMessage::register(claimed)).await.ok()?;
-        let mut replies = ChaincodeSupportClient::new(channel)
+        let mut replies = ChaincodeSupportClient::new(channel.clone())
             .register(ReceiverStream::new(rx))
             .await
             .ok()?
             .into_inner();
         let first = replies.message().await.ok()??;
-        Some((first.message_type(), first.payload_text()))
+        let held = Held {
+            _channel: channel,
+            _tx: tx,
+            _replies: replies,
+        };
+        Some((first.message_type(), first.payload_text(), held))
     };
     match tokio::time::timeout(ATTEMPT_LIMIT, attempt).await {
-        Ok(Some((kind, text))) => Outcome::Answered(kind, text),
-        Ok(None) => Outcome::NoAnswer,
-        Err(_) => Outcome::Hung,
+        Ok(Some((kind, text, held))) => (Outcome::Answered(kind, text), Some(held)),
+        Ok(None) => (Outcome::NoAnswer, None),
+        Err(_) => (Outcome::Hung, None),
     }
 }
 
@@ -475,8 +553,9 @@ async fn kv_in_docker_registers_over_mutual_tls_and_serves() {
             ..Default::default()
         },
     );
+    let recording = Arc::new(Recording::new(docker.clone()));
     let support = peer_with(
-        docker.clone(),
+        recording.clone(),
         |c| c.startup_timeout = Duration::from_secs(120),
         |b| b.spec_store(specs.clone()).tls(peer_tls()),
     )
@@ -485,13 +564,30 @@ async fn kv_in_docker_registers_over_mutual_tls_and_serves() {
 
     let ready = support.launch(&cc).await.expect("kv launches in docker");
     assert_eq!(tls.bound_certificates(), 1);
-    // Only a TLS client with a certificate gets past this listener; the
-    // stream that registered presented one.
+    // The container got Fabric's TLS hand-over ...
+    let env = docker
+        .client()
+        .inspect_container(
+            &container,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect("the container runs")
+        .config
+        .and_then(|c| c.env)
+        .unwrap_or_default();
     assert!(
-        logs.lines_with(&["chaincode stream opened", "client_cert="])
-            .iter()
-            .any(|line| !line.contains("client_cert=none")),
-        "{}",
+        env.iter().any(|v| v == "CORE_PEER_TLS_ENABLED=true"),
+        "{env:?}"
+    );
+    // ... and the stream that registered presented this launch's certificate.
+    let identity = recording.identity_of(&cc).expect("the launch's identity");
+    let opened = format!("client_cert={}", identity.hash());
+    assert!(
+        !logs
+            .lines_with(&["chaincode stream opened", &opened])
+            .is_empty(),
+        "no stream with the launch's certificate:\n{}",
         logs.text()
     );
     put_get(&ready, "k", "v").await;
@@ -514,7 +610,10 @@ async fn kv_in_docker_registers_over_mutual_tls_and_serves() {
 async fn impostors_racing_a_slow_launch_never_register_and_the_real_chaincode_does() {
     let _serial = serial().await;
     let logs = Logs::get();
-    let rig = Rig::new(peer_tls(), |_| {}).await;
+    let rig = Rig::new(peer_tls(), |c| {
+        c.first_message_timeout = FIRST_MESSAGE_TIMEOUT;
+    })
+    .await;
     let race = name("race:1.0");
     let other = name("other:1.0");
 
@@ -557,7 +656,7 @@ async fn impostors_racing_a_slow_launch_never_register_and_the_real_chaincode_do
                 Impostor::DevCert => Some((dev.cert_pem.as_str(), dev.key_pem.as_str())),
             };
             let (root, race) = (&root, &race);
-            async move { (kind, register_over_tls(address, root, client, race).await) }
+            async move { (kind, register_over_tls(address, root, client, race).await.0) }
         })
         .buffer_unordered(IMPOSTORS_AT_ONCE)
         .collect::<Vec<_>>();
@@ -572,7 +671,10 @@ async fn impostors_racing_a_slow_launch_never_register_and_the_real_chaincode_do
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Answered(Type::Registered, _)))
         .collect();
-    assert!(registered.is_empty(), "impostors registered: {registered:?}");
+    assert!(
+        registered.is_empty(),
+        "impostors registered: {registered:?}"
+    );
     for (kind, outcome) in &outcomes {
         let expected = match kind {
             // Refused by the handshake: the peer never reads their REGISTER.
@@ -597,11 +699,7 @@ async fn impostors_racing_a_slow_launch_never_register_and_the_real_chaincode_do
         "chaincode=race:1.0",
         "issued for chaincode other:1.0, not race:1.0",
     ]);
-    assert!(
-        refused_other.len() >= per_kind,
-        "{}",
-        refused_other.len()
-    );
+    assert!(refused_other.len() >= per_kind, "{}", refused_other.len());
     let refused_dev = logs.lines_with(&[REFUSED, "race:1.0", "not issued for any launch"]);
     assert!(refused_dev.len() >= per_kind, "{}", refused_dev.len());
     let handshakes = logs.lines_with(&["tls handshake failed"]);
@@ -631,6 +729,42 @@ async fn impostors_racing_a_slow_launch_never_register_and_the_real_chaincode_do
     })
     .await;
     assert!(settled, "{now} fds open, {baseline} before the impostors");
+
+    // Refused impostors that keep their connections open are closed by the
+    // peer all the same, at the first-message timeout.
+    let mut held = Vec::with_capacity(HELD_IMPOSTORS);
+    for _ in 0..HELD_IMPOSTORS {
+        let client = (
+            other_identity.cert_pem.as_str(),
+            other_identity.key_pem.as_str(),
+        );
+        let (outcome, connection) = register_over_tls(address, &root, Some(client), &race).await;
+        assert!(
+            matches!(&outcome, Outcome::Answered(Type::Error, _)),
+            "{outcome:?}"
+        );
+        held.push(connection.expect("an open connection"));
+    }
+    let holding = open_fds();
+    assert!(
+        holding >= baseline + HELD_IMPOSTORS,
+        "{holding} fds with {HELD_IMPOSTORS} connections held, {baseline} before"
+    );
+    let settled = eventually(LIMIT, || {
+        now = open_fds();
+        now <= baseline + 8
+    })
+    .await;
+    assert!(
+        settled,
+        "{now} fds open while impostors hold their refused connections, {baseline} before"
+    );
+    assert!(
+        !logs
+            .lines_with(&["no REGISTER accepted in time"])
+            .is_empty()
+    );
+    drop(held);
 
     // The real chaincode dials now: it registers and serves.
     gate.open();
