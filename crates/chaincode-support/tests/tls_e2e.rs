@@ -3,6 +3,16 @@
 //! Docker container), the real shim reading Fabric's TLS variables, and
 //! impostors dialling over real TLS.
 //!
+//! A slow launch is a package whose `chaincode` is a shell script that waits
+//! for a gate file, then execs the kv binary shipped beside it: the test, not
+//! a timer, decides when the real chaincode dials.
+//!
+//! Over real TLS an impostor without a client certificate, or with one from
+//! a CA the peer does not know, is refused by the handshake (logged as "tls
+//! handshake failed"), so its REGISTER is never read; the REGISTER check's
+//! own reasons ("issued for chaincode X, not Y", "not issued for any
+//! launch", "expired") are what certificates from the peer's CA meet.
+//!
 //! The tests share one process-wide log capture and the peer's file
 //! descriptor count, so they run one at a time ([`serial`]).
 
