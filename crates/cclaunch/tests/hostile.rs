@@ -599,60 +599,13 @@ mod names {
     }
 }
 
-/// Pieces shared by the listener and registry sections: a config file with
-/// short limits, and what /proc says about the peer process.
-mod limits_support {
-    use std::path::{Path, PathBuf};
-
-    /// Writes `core.toml` in `dir` with `[chaincode]` set to `keys` (TOML lines).
-    pub fn config_file(dir: &Path, keys: &[&str]) -> PathBuf {
-        let path = dir.join("core.toml");
-        std::fs::write(&path, format!("[chaincode]\n{}\n", keys.join("\n"))).unwrap();
-        path
-    }
-
-    /// The file descriptors process `pid` holds.
-    pub fn open_fds(pid: u32) -> usize {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .count()
-    }
-
-    /// Process `pid`'s resident set size in KiB (`VmRSS`).
-    pub fn rss_kib(pid: u32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-    }
-
-    /// Raises this process's soft fd limit towards `want`; the limit in force.
-    pub fn raise_fd_limit(want: u64) -> u64 {
-        use nix::sys::resource::{Resource, getrlimit, setrlimit};
-        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        if soft >= want {
-            return soft;
-        }
-        let target = want.min(hard);
-        setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_or(soft, |()| target)
-    }
-
-    /// The static kv sample (as the CLI tests use it).
-    pub fn kv_sample() -> PathBuf {
-        chaincode_samples::static_sample("kv").expect("static build of the kv sample")
-    }
-}
-
 // ---------------------------------------------------------------------------
-// Chaincode listener: a flood of silent TCP connections to the chaincode
-// port (the peer used to hold each one, and its fds, forever), an oversized
-// message, and an impostor REGISTER over plaintext or with a certificate of
-// the peer's CA that no launch was given.
+// Chaincode listener: a flood of silent TCP connections to the chaincode port
+// (the peer used to hold each one, and its fds, forever) and messages far over
+// the size limit.
 // ---------------------------------------------------------------------------
 mod chaincode_listener {
-    use std::io;
+    use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -663,13 +616,42 @@ mod chaincode_listener {
     use tokio::net::TcpStream;
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::ReceiverStream;
-    use tonic::transport::{Channel, Endpoint, Uri};
+    use tonic::transport::{Channel, Endpoint};
 
     use super::common::*;
-    use super::limits_support::*;
 
     const FLOOD: usize = 2_000;
     const MAX_CONNECTIONS: usize = 128;
+
+    /// Writes `core.toml` in `dir` with `[chaincode]` set to `keys` (TOML lines).
+    fn config_file(dir: &Path, keys: &[&str]) -> PathBuf {
+        let path = dir.join("core.toml");
+        std::fs::write(&path, format!("[chaincode]\n{}\n", keys.join("\n"))).unwrap();
+        path
+    }
+
+    /// The file descriptors process `pid` holds.
+    fn open_fds(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    }
+
+    /// Raises this process's soft fd limit towards `want`; the limit in force.
+    fn raise_fd_limit(want: u64) -> u64 {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        if soft >= want {
+            return soft;
+        }
+        let target = want.min(hard);
+        setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_or(soft, |()| target)
+    }
+
+    /// The static kv sample (as the CLI tests use it).
+    fn kv_sample() -> PathBuf {
+        chaincode_samples::static_sample("kv").expect("static build of the kv sample")
+    }
 
     /// Opens a `Register` stream on `channel`: the chaincode's sender and the
     /// peer's replies.
@@ -916,7 +898,64 @@ mod chaincode_listener {
             "{listed:?}"
         );
     }
+}
 
+// ---------------------------------------------------------------------------
+// Impostor REGISTER: a local process that is not the launched chaincode
+// registers on a net-mode peer with TLS on, over plaintext or with a
+// certificate of the peer's own CA that no launch was given.
+// ---------------------------------------------------------------------------
+mod impostor_register {
+    use std::io;
+    use std::time::Duration;
+
+    use chaincode_proto::ChaincodeMessage;
+    use chaincode_proto::chaincode_message::Type;
+    use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
+    use tokio::net::TcpStream;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::transport::{Channel, Endpoint, Uri};
+
+    use super::common::*;
+
+    /// Opens a `Register` stream on `channel`: the chaincode's sender and the
+    /// peer's replies.
+    async fn open_stream(
+        channel: Channel,
+    ) -> Result<
+        (
+            mpsc::Sender<ChaincodeMessage>,
+            tonic::Streaming<ChaincodeMessage>,
+        ),
+        tonic::Status,
+    > {
+        let (tx, rx) = mpsc::channel(8);
+        let replies = ChaincodeSupportClient::new(channel)
+            .register(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        Ok((tx, replies))
+    }
+
+    /// Registers `name` over plaintext: the first reply, if any.
+    async fn plaintext_register(addr: &str, name: &str) -> Option<ChaincodeMessage> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .ok()?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .ok()?;
+        let (tx, mut replies) = open_stream(channel).await.ok()?;
+        tx.send(ChaincodeMessage::register(&name.parse().ok()?))
+            .await
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(10), replies.message())
+            .await
+            .ok()?
+            .ok()
+            .flatten()
+    }
     /// A gRPC channel over TLS to `addr`, trusting `ca_pem`, presenting
     /// `client` (certificate, key) if given; server name 127.0.0.1.
     async fn tls_channel(
@@ -972,7 +1011,7 @@ mod chaincode_listener {
         );
 
         // Plaintext: the TLS listener never speaks HTTP/2 to it.
-        let plaintext = register_once(&listen, "kv:1.0").await;
+        let plaintext = plaintext_register(&listen, "kv:1.0").await;
         assert!(
             plaintext.is_none(),
             "a plaintext client got an answer: {plaintext:?}"
@@ -1015,19 +1054,37 @@ mod chaincode_listener {
 // to leave an entry (and a driver, a `ps` row, metric series) behind for good.
 // ---------------------------------------------------------------------------
 mod registry {
+    use std::path::{Path, PathBuf};
+
     use cclaunch::admin::AdminClient;
     use cclaunch::admin::client::{connect, resolve};
     use cclaunch::admin::proto::LaunchRequest;
 
     use super::common::*;
-    use super::limits_support::*;
 
     const NAMES: usize = 20_000;
     const BATCH: usize = 250;
     /// What 20,000 failed launches may add to the peer's RSS. Measured on a
-    /// debug build: 1.5 to 2 MiB (allocator caches); the library's unbounded
+    /// debug build: 0.5 to 2 MiB (allocator caches); the library's unbounded
     /// registry grew ~560 MiB for the same flood.
     const RSS_GROWTH_BOUND_KIB: u64 = 16 * 1024;
+
+    /// Writes `core.toml` in `dir` with `[chaincode]` set to `keys` (TOML lines).
+    fn config_file(dir: &Path, keys: &[&str]) -> PathBuf {
+        let path = dir.join("core.toml");
+        std::fs::write(&path, format!("[chaincode]\n{}\n", keys.join("\n"))).unwrap();
+        path
+    }
+
+    /// Process `pid`'s resident set size in KiB (`VmRSS`).
+    fn rss_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+    }
 
     async fn launch_all(
         client: &mut AdminClient<tonic::transport::Channel>,
