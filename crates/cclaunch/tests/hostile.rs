@@ -734,6 +734,55 @@ mod chaincode_listener {
         let _ = chaincode.wait();
     }
 
+    /// The limits come from the config file, and a limit that would refuse
+    /// every chaincode stops the peer at start with the key and the reason.
+    #[test]
+    fn limits_are_read_from_the_config_file_and_zero_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = [
+            "maxConnections = 64",
+            "handshakeTimeout = \"2s\"",
+            "firstMessageTimeout = \"1s\"",
+            "maxMessageSize = 65536",
+            "idleEviction = \"0\"",
+            "maxChaincodes = 100",
+        ];
+        let config = config_file(dir.path(), &keys);
+        let output = cclaunch(&[
+            "peer",
+            "--config",
+            config.to_str().unwrap(),
+            "--print-config",
+        ]);
+        let (stdout, stderr) = texts(&output);
+        assert!(output.status.success(), "{stderr}");
+        for key in keys {
+            assert!(stdout.contains(key), "{key} not in\n{stdout}");
+        }
+
+        let state = dir.path().join("state");
+        let config = config_file(
+            dir.path(),
+            &["firstMessageTimeout = \"1s\"", "maxConnections = 0"],
+        );
+        let output = cclaunch(&[
+            "peer",
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("core.toml line 3: chaincode.maxConnections = 0 connections")
+                && stderr.contains("would close every chaincode connection")
+                && stderr.contains("hint: raise chaincode.maxConnections"),
+            "{stderr}"
+        );
+        assert!(!state.exists(), "refused before anything was created");
+    }
+
     /// Attack: 2,000 TCP connections to the chaincode port that never say a
     /// word. The peer holds at most `maxConnections` of them (its fds stay
     /// bounded while they are open), closes every one within
