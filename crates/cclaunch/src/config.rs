@@ -525,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn listener_and_registry_limits_default_to_the_runtime_s() {
+    fn limits_default_to_the_runtime_s_and_are_printed() {
         let support = PeerConfig::default().support_config("127.0.0.1:7052".to_owned());
         let defaults = SupportConfig::default();
         assert_eq!(support, defaults);
