@@ -119,6 +119,29 @@ pub struct ChaincodeSection {
     pub executetimeout: ConfigDuration,
     /// `chaincode.keepalive` (`"0"` = off).
     pub keepalive: ConfigDuration,
+    /// `chaincode.maxConnections`: connections the chaincode listener holds
+    /// at once, TLS handshakes included; more are closed at once.
+    #[serde(rename = "maxConnections")]
+    pub max_connections: usize,
+    /// `chaincode.handshakeTimeout`: how long a TLS handshake may take.
+    #[serde(rename = "handshakeTimeout")]
+    pub handshake_timeout: ConfigDuration,
+    /// `chaincode.firstMessageTimeout`: how long a connection may stay open
+    /// before a REGISTER on it is accepted.
+    #[serde(rename = "firstMessageTimeout")]
+    pub first_message_timeout: ConfigDuration,
+    /// `chaincode.maxMessageSize`: the largest chaincode message in bytes,
+    /// either way; a larger one ends the stream with RESOURCE_EXHAUSTED.
+    #[serde(rename = "maxMessageSize")]
+    pub max_message_size: usize,
+    /// `chaincode.idleEviction`: how long an idle name stays known (`"0"` =
+    /// until shutdown).
+    #[serde(rename = "idleEviction")]
+    pub idle_eviction: ConfigDuration,
+    /// `chaincode.maxChaincodes`: how many names the peer knows at once; a
+    /// launch of a new name beyond it fails at once.
+    #[serde(rename = "maxChaincodes")]
+    pub max_chaincodes: usize,
 }
 
 impl Default for ChaincodeSection {
@@ -131,6 +154,12 @@ impl Default for ChaincodeSection {
             startuptimeout: ConfigDuration(support.startup_timeout),
             executetimeout: ConfigDuration(support.execute_timeout),
             keepalive: ConfigDuration(support.keepalive),
+            max_connections: support.max_connections,
+            handshake_timeout: ConfigDuration(support.handshake_timeout),
+            first_message_timeout: ConfigDuration(support.first_message_timeout),
+            max_message_size: support.max_message_size,
+            idle_eviction: ConfigDuration(support.idle_eviction),
+            max_chaincodes: support.max_chaincodes,
         }
     }
 }
@@ -196,9 +225,10 @@ impl PeerConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses the text of a config file; `origin` names it in errors.
+    /// Parses and checks the text of a config file; `origin` names it in
+    /// errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, CliError> {
-        toml::from_str(text).map_err(|e| {
+        let config: Self = toml::from_str(text).map_err(|e| {
             let place = match e.span() {
                 Some(span) => {
                     let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
@@ -212,7 +242,64 @@ impl PeerConfig {
                 e.message().trim()
             ))
             .with_hint("see docs/cli.md for every key and its default; `cclaunch peer --print-config` shows the effective config")
-        })
+        })?;
+        config.check(text, origin)?;
+        Ok(config)
+    }
+
+    /// Refuses limits that would stop the peer from serving any chaincode,
+    /// naming the key, its line and the reason.
+    fn check(&self, text: &str, origin: &str) -> Result<(), CliError> {
+        let chaincode = &self.chaincode;
+        let problems: [(&str, bool, String); 5] = [
+            (
+                "maxConnections",
+                chaincode.max_connections == 0,
+                "0 connections: the listener would close every chaincode connection".to_owned(),
+            ),
+            (
+                "handshakeTimeout",
+                chaincode.handshake_timeout.0.is_zero(),
+                "\"0\": every TLS handshake would time out at once".to_owned(),
+            ),
+            (
+                "firstMessageTimeout",
+                chaincode.first_message_timeout.0.is_zero(),
+                "\"0\": every connection would be closed before its REGISTER".to_owned(),
+            ),
+            (
+                "maxMessageSize",
+                chaincode.max_message_size < MIN_MESSAGE_SIZE,
+                format!(
+                    "{} bytes: below {MIN_MESSAGE_SIZE}, ordinary chaincode messages would be refused",
+                    chaincode.max_message_size
+                ),
+            ),
+            (
+                "maxChaincodes",
+                chaincode.max_chaincodes == 0,
+                "0 chaincodes: every launch and registration would be refused".to_owned(),
+            ),
+        ];
+        let Some((key, _, reason)) = problems.into_iter().find(|(_, bad, _)| *bad) else {
+            return Ok(());
+        };
+        // The line that sets it, when the file sets it (a key is unique in its table).
+        let place = text
+            .lines()
+            .position(|line| {
+                line.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map(|index| format!(" line {}", index + 1))
+            .unwrap_or_default();
+        Err(CliError::new(format!(
+            "bad config file {origin}{place}: chaincode.{key} = {reason}"
+        ))
+        .with_hint(format!(
+            "raise chaincode.{key}, or remove it for the default (see docs/cli.md)"
+        )))
     }
 
     /// The effective configuration as TOML.
@@ -267,10 +354,20 @@ impl PeerConfig {
             peer_address,
             peer_id: self.peer.id.clone(),
             network_id: self.peer.network_id.clone(),
+            max_connections: self.chaincode.max_connections,
+            handshake_timeout: self.chaincode.handshake_timeout.0,
+            first_message_timeout: self.chaincode.first_message_timeout.0,
+            max_message_size: self.chaincode.max_message_size,
+            idle_eviction: self.chaincode.idle_eviction.0,
+            max_chaincodes: self.chaincode.max_chaincodes,
             ..SupportConfig::default()
         }
     }
 }
+
+/// The smallest `chaincode.maxMessageSize` accepted, in bytes: a REGISTER
+/// and a small PUT_STATE fit with room to spare.
+pub const MIN_MESSAGE_SIZE: usize = 1024;
 
 /// A duration written as Fabric writes them: `"300s"`, `"30s"`, `"500ms"`,
 /// `"5m"`, `"1h"`, `"0"`.
@@ -395,6 +492,12 @@ mod tests {
             startuptimeout = "10s"
             executetimeout = "5s"
             keepalive = "0"
+            maxConnections = 64
+            handshakeTimeout = "2s"
+            firstMessageTimeout = "1s"
+            maxMessageSize = 65536
+            idleEviction = "0"
+            maxChaincodes = 100
             [vm]
             endpoint = "unix:///var/run/docker.sock"
             [vm.docker]
@@ -410,8 +513,73 @@ mod tests {
         assert_eq!(config.chaincode.startuptimeout.0, Duration::from_secs(10));
         assert_eq!(config.vm.docker.network_mode, "bridge");
         assert_eq!(config.packages_dir(), PathBuf::from("/tmp/x/chaincodes"));
+        let support = config.support_config("127.0.0.1:9000".to_owned());
+        assert_eq!(support.max_connections, 64);
+        assert_eq!(support.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(support.first_message_timeout, Duration::from_secs(1));
+        assert_eq!(support.max_message_size, 65536);
+        assert_eq!(support.idle_eviction_after(), None);
+        assert_eq!(support.max_chaincodes, 100);
         let again = PeerConfig::parse(&config.to_toml(), "again").unwrap();
         assert_eq!(again, config);
+    }
+
+    #[test]
+    fn limits_default_to_the_runtime_s_and_are_printed() {
+        let support = PeerConfig::default().support_config("127.0.0.1:7052".to_owned());
+        let defaults = SupportConfig::default();
+        assert_eq!(support, defaults);
+        // The defaults are printed, so `--print-config` shows them.
+        let printed = PeerConfig::default().to_toml();
+        for key in [
+            "maxConnections = 512",
+            "firstMessageTimeout = \"10s\"",
+            "maxMessageSize = 104857600",
+            "idleEviction = \"600s\"",
+            "maxChaincodes = 10000",
+        ] {
+            assert!(printed.contains(key), "{key} not in {printed}");
+        }
+    }
+
+    #[test]
+    fn limits_that_would_stop_all_service_are_refused_with_key_and_reason() {
+        for (line, key, reason) in [
+            (
+                "maxConnections = 0",
+                "maxConnections",
+                "close every chaincode connection",
+            ),
+            (
+                "handshakeTimeout = \"0\"",
+                "handshakeTimeout",
+                "would time out at once",
+            ),
+            (
+                "firstMessageTimeout = \"0\"",
+                "firstMessageTimeout",
+                "closed before its REGISTER",
+            ),
+            ("maxMessageSize = 100", "maxMessageSize", "below 1024"),
+            ("maxChaincodes = 0", "maxChaincodes", "would be refused"),
+        ] {
+            let text = format!("[chaincode]\nmode = \"dev\"\n{line}\n");
+            let err = PeerConfig::parse(&text, "f.toml").unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with("bad config file f.toml line 3: ")
+                    && message.contains(&format!("chaincode.{key} = "))
+                    && message.contains(reason),
+                "{message}"
+            );
+            assert!(err.hint.unwrap().contains(key));
+        }
+        // Negative numbers are type errors, named by toml.
+        let err = PeerConfig::parse("[chaincode]\nmaxConnections = -1\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        // The smallest accepted values load.
+        let ok = "[chaincode]\nmaxConnections = 1\nmaxMessageSize = 1024\nmaxChaincodes = 1\nidleEviction = \"0\"\n";
+        assert!(PeerConfig::parse(ok, "f.toml").is_ok());
     }
 
     #[test]

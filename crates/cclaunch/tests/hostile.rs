@@ -598,3 +598,616 @@ mod names {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Chaincode listener: a flood of silent TCP connections to the chaincode port
+// (the peer used to hold each one, and its fds, forever) and messages far over
+// the size limit.
+// ---------------------------------------------------------------------------
+mod chaincode_listener {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use chaincode_proto::ChaincodeMessage;
+    use chaincode_proto::chaincode_message::Type;
+    use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::transport::{Channel, Endpoint};
+
+    use super::common::*;
+
+    const FLOOD: usize = 2_000;
+    const MAX_CONNECTIONS: usize = 128;
+
+    /// Writes `core.toml` in `dir` with `[chaincode]` set to `keys` (TOML lines).
+    fn config_file(dir: &Path, keys: &[&str]) -> PathBuf {
+        let path = dir.join("core.toml");
+        std::fs::write(&path, format!("[chaincode]\n{}\n", keys.join("\n"))).unwrap();
+        path
+    }
+
+    /// The file descriptors process `pid` holds.
+    fn open_fds(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    }
+
+    /// Raises this process's soft fd limit towards `want`; the limit in force.
+    fn raise_fd_limit(want: u64) -> u64 {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        if soft >= want {
+            return soft;
+        }
+        let target = want.min(hard);
+        setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_or(soft, |()| target)
+    }
+
+    /// The static kv sample (as the CLI tests use it).
+    fn kv_sample() -> PathBuf {
+        chaincode_samples::static_sample("kv").expect("static build of the kv sample")
+    }
+
+    /// Opens a `Register` stream on `channel`: the chaincode's sender and the
+    /// peer's replies.
+    async fn open_stream(
+        channel: Channel,
+    ) -> Result<
+        (
+            mpsc::Sender<ChaincodeMessage>,
+            tonic::Streaming<ChaincodeMessage>,
+        ),
+        tonic::Status,
+    > {
+        let (tx, rx) = mpsc::channel(8);
+        let replies = ChaincodeSupportClient::new(channel)
+            .register(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        Ok((tx, replies))
+    }
+
+    async fn plain_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+        Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+    }
+
+    /// The peer's replies until the stream ends (bounded), and how it ended.
+    async fn drain(replies: &mut tonic::Streaming<ChaincodeMessage>) -> (Vec<Type>, tonic::Status) {
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), replies.message()).await {
+                Ok(Ok(Some(message))) => seen.push(message.message_type()),
+                Ok(Ok(None)) => return (seen, tonic::Status::ok("")),
+                Ok(Err(status)) => return (seen, status),
+                Err(_) => panic!("the stream neither ended nor answered: {seen:?}"),
+            }
+        }
+    }
+
+    /// Registers `name` on a fresh plaintext connection: the first reply.
+    async fn register_once(addr: &str, name: &str) -> Option<ChaincodeMessage> {
+        let channel = plain_channel(addr).await.ok()?;
+        let (tx, mut replies) = open_stream(channel).await.ok()?;
+        tx.send(ChaincodeMessage::register(&name.parse().ok()?))
+            .await
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(10), replies.message())
+            .await
+            .ok()?
+            .ok()
+            .flatten()
+    }
+
+    /// Starts the kv sample as `kv:1.0` against a dev peer, waits for it to
+    /// be ready, and checks it answers a put and a get.
+    fn kv_registers_and_answers(peer: &Peer, listen: &str) {
+        let mut chaincode = Command::new(kv_sample())
+            .arg(format!("-peer.address={listen}"))
+            .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        poll(
+            Duration::from_secs(30),
+            "kv:1.0 ready on the dev peer",
+            || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
+        );
+        let put = peer.run(&["invoke", "kv:1.0", "put", "a", "1"]);
+        assert!(put.status.success(), "{:?}", texts(&put));
+        let get = peer.run(&["invoke", "kv:1.0", "get", "a"]);
+        let (stdout, stderr) = texts(&get);
+        assert!(
+            get.status.success() && stdout.contains("payload: 1"),
+            "{stdout}{stderr}"
+        );
+        let _ = chaincode.kill();
+        let _ = chaincode.wait();
+    }
+
+    /// The limits come from the config file, and a limit that would refuse
+    /// every chaincode stops the peer at start with the key and the reason.
+    #[test]
+    fn limits_are_read_from_the_config_file_and_zero_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = [
+            "maxConnections = 64",
+            "handshakeTimeout = \"2s\"",
+            "firstMessageTimeout = \"1s\"",
+            "maxMessageSize = 65536",
+            "idleEviction = \"0\"",
+            "maxChaincodes = 100",
+        ];
+        let config = config_file(dir.path(), &keys);
+        let output = cclaunch(&[
+            "peer",
+            "--config",
+            config.to_str().unwrap(),
+            "--print-config",
+        ]);
+        let (stdout, stderr) = texts(&output);
+        assert!(output.status.success(), "{stderr}");
+        for key in keys {
+            assert!(stdout.contains(key), "{key} not in\n{stdout}");
+        }
+
+        let state = dir.path().join("state");
+        let config = config_file(
+            dir.path(),
+            &["firstMessageTimeout = \"1s\"", "maxConnections = 0"],
+        );
+        let output = cclaunch(&[
+            "peer",
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("core.toml line 3: chaincode.maxConnections = 0 connections")
+                && stderr.contains("would close every chaincode connection")
+                && stderr.contains("hint: raise chaincode.maxConnections"),
+            "{stderr}"
+        );
+        assert!(!state.exists(), "refused before anything was created");
+    }
+
+    /// Attack: 2,000 TCP connections to the chaincode port that never say a
+    /// word. The peer holds at most `maxConnections` of them (its fds stay
+    /// bounded while they are open), closes every one within
+    /// `firstMessageTimeout`, gives its fds back, and still serves the admin
+    /// API and a chaincode that registers afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_silent_connections_is_closed_and_the_peer_still_serves() {
+        let limit = raise_fd_limit(FLOOD as u64 + 512);
+        assert!(limit > FLOOD as u64 + 64, "fd limit {limit} too low");
+        let dir = tempfile::tempdir().unwrap();
+        let listen = free_addr();
+        let first_message_timeout = Duration::from_secs(1);
+        let config = config_file(
+            dir.path(),
+            &[
+                "firstMessageTimeout = \"1s\"",
+                &format!("maxConnections = {MAX_CONNECTIONS}"),
+            ],
+        );
+        let peer = Peer::start(
+            &dir.path().join("state"),
+            &[
+                "--dev",
+                "--listen",
+                &listen,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let pid = peer.child.id();
+        let before = open_fds(pid);
+
+        // Connect in bounded batches, sampling the peer's fds as we go.
+        let mut sockets = Vec::with_capacity(FLOOD);
+        let mut most = before;
+        for _ in 0..FLOOD / 100 {
+            let batch = futures::future::join_all((0..100).map(|_| {
+                tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&listen))
+            }))
+            .await;
+            for socket in batch {
+                sockets.push(socket.expect("connect timed out").expect("connect"));
+            }
+            most = most.max(open_fds(pid));
+        }
+        let connected = Instant::now();
+        let during = open_fds(pid);
+        most = most.max(during);
+        // A little room for the admin socket's `ps` calls and accepts that are
+        // closed at once for being over the cap.
+        assert!(
+            most <= before + MAX_CONNECTIONS + 32,
+            "the peer held {most} fds with {FLOOD} silent connections open (before: {before}, cap: {MAX_CONNECTIONS})"
+        );
+
+        // Every connection is closed by the peer: EOF or reset, within the
+        // first-message timeout of its accept (plus scheduling margin). The
+        // peer speaks first (its HTTP/2 SETTINGS), so read until the end.
+        let closed = futures::future::join_all(sockets.iter_mut().map(|socket| async move {
+            let mut buf = [0u8; 256];
+            let until_end = async {
+                // Bounded: a peer that kept talking would hit the timeout.
+                while let Ok(read) = socket.read(&mut buf).await {
+                    if read == 0 {
+                        break;
+                    }
+                }
+            };
+            tokio::time::timeout(first_message_timeout * 10, until_end)
+                .await
+                .is_ok()
+        }))
+        .await;
+        let took = connected.elapsed();
+        let open = closed.iter().filter(|closed| !**closed).count();
+        assert_eq!(open, 0, "{open} of {FLOOD} silent connections still open");
+        assert!(
+            took < first_message_timeout * 5,
+            "closing took {took:?} after the last connect"
+        );
+        drop(sockets);
+
+        // The peer gave its fds back.
+        let after = poll(
+            Duration::from_secs(10),
+            "the peer's fds back to normal",
+            || {
+                let now = open_fds(pid);
+                (now <= before + 4).then_some(now)
+            },
+        );
+        assert!(after <= before + 4, "before {before}, after {after}");
+
+        // And still serves: ps, and a chaincode that registers and answers.
+        let listed = tokio::task::block_in_place(|| peer.ps());
+        assert!(listed.is_empty(), "{listed:?}");
+        tokio::task::block_in_place(|| kv_registers_and_answers(&peer, &listen));
+    }
+
+    /// Attack: one chaincode message far over `maxMessageSize`, first as the
+    /// opening message and then after a REGISTER. The stream ends with
+    /// RESOURCE_EXHAUSTED naming the limit (nothing is buffered beyond it),
+    /// and the peer keeps serving other chaincode.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_message_ends_its_stream_with_resource_exhausted() {
+        const LIMIT: usize = 65_536;
+        let dir = tempfile::tempdir().unwrap();
+        let listen = free_addr();
+        let config = config_file(dir.path(), &[&format!("maxMessageSize = {LIMIT}")]);
+        let peer = Peer::start(
+            &dir.path().join("state"),
+            &[
+                "--dev",
+                "--listen",
+                &listen,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let big = || ChaincodeMessage::put_state("tx1", "k", vec![7; LIMIT * 4]);
+
+        // As the first message: refused before any REGISTER is read.
+        let (tx, mut replies) = open_stream(plain_channel(&listen).await.unwrap())
+            .await
+            .unwrap();
+        tx.send(big()).await.unwrap();
+        let (seen, status) = drain(&mut replies).await;
+        assert!(seen.is_empty(), "{seen:?}");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains(&LIMIT.to_string()), "{status:?}");
+
+        // After a REGISTER: the stream of that chaincode ends the same way.
+        let (tx, mut replies) = open_stream(plain_channel(&listen).await.unwrap())
+            .await
+            .unwrap();
+        tx.send(ChaincodeMessage::register(&"big:1.0".parse().unwrap()))
+            .await
+            .unwrap();
+        let first = replies.message().await.unwrap().unwrap();
+        assert_eq!(first.message_type(), Type::Registered);
+        tx.send(big()).await.unwrap();
+        let (_, status) = drain(&mut replies).await;
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains(&LIMIT.to_string()) && status.message().contains("big:1.0"),
+            "{status:?}"
+        );
+
+        // The peer keeps serving: the admin API answers and another
+        // chaincode registers.
+        let reply = register_once(&listen, "next:1.0").await;
+        assert_eq!(
+            reply.map(|m| m.message_type()),
+            Some(Type::Registered),
+            "a chaincode could not register after the oversized messages"
+        );
+        let listed = tokio::task::block_in_place(|| peer.ps());
+        assert!(
+            listed.iter().any(|cc| cc["chaincode"] == "next:1.0"),
+            "{listed:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Impostor REGISTER: a local process that is not the launched chaincode
+// registers on a net-mode peer with TLS on, over plaintext or with a
+// certificate of the peer's own CA that no launch was given.
+// ---------------------------------------------------------------------------
+mod impostor_register {
+    use std::io;
+    use std::time::Duration;
+
+    use chaincode_proto::ChaincodeMessage;
+    use chaincode_proto::chaincode_message::Type;
+    use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
+    use tokio::net::TcpStream;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::transport::{Channel, Endpoint, Uri};
+
+    use super::common::*;
+
+    /// Opens a `Register` stream on `channel`: the chaincode's sender and the
+    /// peer's replies.
+    async fn open_stream(
+        channel: Channel,
+    ) -> Result<
+        (
+            mpsc::Sender<ChaincodeMessage>,
+            tonic::Streaming<ChaincodeMessage>,
+        ),
+        tonic::Status,
+    > {
+        let (tx, rx) = mpsc::channel(8);
+        let replies = ChaincodeSupportClient::new(channel)
+            .register(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        Ok((tx, replies))
+    }
+
+    /// Registers `name` over plaintext: the first reply, if any.
+    async fn plaintext_register(addr: &str, name: &str) -> Option<ChaincodeMessage> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .ok()?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .ok()?;
+        let (tx, mut replies) = open_stream(channel).await.ok()?;
+        tx.send(ChaincodeMessage::register(&name.parse().ok()?))
+            .await
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(10), replies.message())
+            .await
+            .ok()?
+            .ok()
+            .flatten()
+    }
+    /// A gRPC channel over TLS to `addr`, trusting `ca_pem`, presenting
+    /// `client` (certificate, key) if given; server name 127.0.0.1.
+    async fn tls_channel(
+        addr: &str,
+        ca_pem: &str,
+        client: Option<(&str, &str)>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let config = chaincode_tls::client_config(ca_pem, client).unwrap();
+        let addr = addr.to_owned();
+        let connector = tower::service_fn(move |_: Uri| {
+            let config = config.clone();
+            let addr = addr.clone();
+            async move {
+                let tcp = TcpStream::connect(&addr).await?;
+                let server_name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(server_name, tcp)
+                    .await?;
+                Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        });
+        Endpoint::from_static("http://127.0.0.1")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_with_connector(connector)
+            .await
+    }
+
+    /// Attack: a local process that is not the launched chaincode REGISTERs
+    /// on a net-mode peer (TLS on, the default). Over plaintext it gets no
+    /// answer at all; with a certificate of the peer's own CA that was given
+    /// to no launch (the admin client identity) its REGISTER is answered
+    /// with ERROR "not issued for any launch", and nothing is registered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_impostor_register_is_refused_on_a_tls_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pk")).unwrap();
+        let listen = free_addr();
+        let state = dir.path().join("state");
+        let admin_tcp = free_addr();
+        // The TCP admin listener makes the peer write its admin identity.
+        let peer = Peer::start(
+            &state,
+            &[
+                "--listen",
+                &listen,
+                "--packages",
+                "pk",
+                "--admin-listen",
+                &admin_tcp,
+            ],
+            dir.path(),
+        );
+
+        // Plaintext: the TLS listener never speaks HTTP/2 to it.
+        let plaintext = plaintext_register(&listen, "kv:1.0").await;
+        assert!(
+            plaintext.is_none(),
+            "a plaintext client got an answer: {plaintext:?}"
+        );
+
+        let tls = state.join("tls");
+        let ca_pem = std::fs::read_to_string(tls.join("ca.crt")).unwrap();
+        let cert = std::fs::read_to_string(tls.join("admin-client.crt")).unwrap();
+        let key = std::fs::read_to_string(tls.join("admin-client.key")).unwrap();
+        let channel = tls_channel(&listen, &ca_pem, Some((&cert, &key)))
+            .await
+            .expect("the handshake with a certificate of the peer's CA");
+        let (tx, mut replies) = open_stream(channel).await.unwrap();
+        tx.send(ChaincodeMessage::register(&"kv:1.0".parse().unwrap()))
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), replies.message())
+            .await
+            .expect("no answer to the REGISTER")
+            .expect("a message, not a status")
+            .expect("a message before the end");
+        assert_eq!(
+            answer.message_type(),
+            Type::Error,
+            "{}",
+            answer.payload_text()
+        );
+        assert!(
+            answer.payload_text().contains("not issued for any launch"),
+            "{}",
+            answer.payload_text()
+        );
+        let listed = tokio::task::block_in_place(|| peer.ps());
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Registry: 20,000 launches of distinct names that do not exist. Each used
+// to leave an entry (and a driver, a `ps` row, metric series) behind for good.
+// ---------------------------------------------------------------------------
+mod registry {
+    use std::path::{Path, PathBuf};
+
+    use cclaunch::admin::AdminClient;
+    use cclaunch::admin::client::{connect, resolve};
+    use cclaunch::admin::proto::LaunchRequest;
+
+    use super::common::*;
+
+    const NAMES: usize = 20_000;
+    const BATCH: usize = 250;
+    /// What 20,000 failed launches may add to the peer's RSS. Measured on a
+    /// debug build: 0.5 to 2 MiB (allocator caches); the library's unbounded
+    /// registry grew ~560 MiB for the same flood.
+    const RSS_GROWTH_BOUND_KIB: u64 = 16 * 1024;
+
+    /// Writes `core.toml` in `dir` with `[chaincode]` set to `keys` (TOML lines).
+    fn config_file(dir: &Path, keys: &[&str]) -> PathBuf {
+        let path = dir.join("core.toml");
+        std::fs::write(&path, format!("[chaincode]\n{}\n", keys.join("\n"))).unwrap();
+        path
+    }
+
+    /// Process `pid`'s resident set size in KiB (`VmRSS`).
+    fn rss_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+    }
+
+    async fn launch_all(
+        client: &mut AdminClient<tonic::transport::Channel>,
+        names: impl Iterator<Item = String>,
+    ) {
+        let names: Vec<String> = names.collect();
+        for chunk in names.chunks(BATCH) {
+            let answers = futures::future::join_all(chunk.iter().map(|name| {
+                let mut client = client.clone();
+                async move {
+                    client
+                        .launch(LaunchRequest {
+                            chaincode: name.clone(),
+                        })
+                        .await
+                }
+            }))
+            .await;
+            for (name, answer) in chunk.iter().zip(answers) {
+                let status = answer.expect_err("a name with no package launched");
+                // Not "too many chaincodes": the failed names were dropped.
+                assert_eq!(status.code(), tonic::Code::NotFound, "{name}: {status:?}");
+            }
+        }
+    }
+
+    /// Attack: launch 20,000 distinct unknown names through the admin API.
+    /// Every launch fails with NOT_FOUND (none hits `maxChaincodes`, set
+    /// below the count), the peer's RSS grows less than a measured bound,
+    /// and `ps` afterwards lists none of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn twenty_thousand_unknown_names_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pk")).unwrap();
+        let config = config_file(dir.path(), &["maxChaincodes = 1000"]);
+        let peer = Peer::start(
+            &dir.path().join("state"),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--packages",
+                "pk",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let pid = peer.child.id();
+        let resolved = resolve(Some(&peer.admin), None, None).unwrap();
+        let mut client = connect(&resolved).await.unwrap();
+
+        // Warm up the allocator and the channel with names of the same shape.
+        launch_all(&mut client, (0..2_000).map(|i| format!("warm{i:05}:1.0"))).await;
+        let before = rss_kib(pid);
+        launch_all(&mut client, (0..NAMES).map(|i| format!("ghost{i:05}:1.0"))).await;
+        let after = rss_kib(pid);
+        let grew = after.saturating_sub(before);
+        eprintln!("peer RSS: {before} KiB before, {after} KiB after {NAMES} unknown names");
+        assert!(
+            grew < RSS_GROWTH_BOUND_KIB,
+            "the peer's RSS grew {grew} KiB ({before} -> {after}) for {NAMES} unknown names"
+        );
+
+        let listed = tokio::task::block_in_place(|| peer.ps());
+        let left: Vec<_> = listed
+            .iter()
+            .filter_map(|cc| cc["chaincode"].as_str())
+            .filter(|name| name.starts_with("ghost") || name.starts_with("warm"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{} names listed: {:?}",
+            left.len(),
+            &left[..left.len().min(5)]
+        );
+    }
+}
