@@ -694,3 +694,30 @@ async fn names_that_share_a_container_name_never_remove_each_other() {
     executor.stop(&first.chaincode).await.unwrap();
     assert!(!container_exists(&executor, &name).await);
 }
+
+/// A chaincode re-packaged under the same name and version gets a new image;
+/// the same package reuses the one it built.
+#[tokio::test]
+async fn an_image_is_reused_only_for_the_package_it_was_built_from() {
+    let peer_id = unique_peer("repack");
+    let Some(executor) = engine(&peer_id).await else {
+        return;
+    };
+    let _cleanup = Cleanup {
+        peer_id: peer_id.clone(),
+    };
+    let kv = sample_package("kv").await;
+    let faulty = sample_package("faulty").await;
+    let mut builds = 0;
+    for (package, rebuilt) in [(&kv, true), (&kv, false), (&faulty, true), (&faulty, false)] {
+        let req = request("repack:1.0", package.clone(), "127.0.0.1:1", 1);
+        let (sink, _rx) = EventSink::channel(req.generation);
+        tokio::time::timeout(WAIT, executor.start(req.clone(), sink))
+            .await
+            .expect("start bounded")
+            .unwrap();
+        executor.stop(&req.chaincode).await.unwrap();
+        builds += u64::from(rebuilt);
+        assert_eq!(executor.builds_performed(), builds, "rebuilt: {rebuilt}");
+    }
+}
