@@ -79,6 +79,97 @@ pub async fn launch(admin: &Admin, chaincode: &str, out: Output) -> Result<(), C
     Ok(())
 }
 
+/// The arguments of `cclaunch invoke`: the positional `args`, or `ctor`
+/// (`-c JSON`) read as Fabric's peer CLI reads it: an object whose `Args`
+/// is a list of strings and whose optional `function`, when not empty,
+/// becomes the first argument (keys match case-insensitively, as Go's
+/// `encoding/json` does). Both at once, bad JSON, a non-string argument or
+/// an unknown key is a usage error that says what was wrong.
+pub fn invoke_args(
+    chaincode: &str,
+    args: Vec<String>,
+    ctor: Option<&str>,
+) -> Result<Vec<String>, CliError> {
+    let Some(ctor) = ctor else {
+        return Ok(args);
+    };
+    let usage = |what: String| {
+        CliError::usage(format!("invoke of {chaincode}: {what}")).with_hint(
+            "write -c '{\"Args\":[\"put\",\"a\",\"1\"]}' or -c '{\"function\":\"put\",\"Args\":[\"a\",\"1\"]}', or the arguments after the chaincode, not both",
+        )
+    };
+    if !args.is_empty() {
+        return Err(usage(format!(
+            "both -c and positional arguments ({}) were given; the arguments come from one or the other",
+            args.join(" ")
+        )));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(ctor).map_err(|e| usage(format!("-c is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(usage(format!(
+            "-c must be a JSON object with \"Args\", not {}",
+            json_kind(&value)
+        )));
+    };
+    let mut function = String::new();
+    let mut rest = Vec::new();
+    for (key, value) in fields {
+        if key.eq_ignore_ascii_case("function") {
+            function = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Null => String::new(),
+                other => {
+                    return Err(usage(format!(
+                        "-c \"{key}\" must be a string, not {}",
+                        json_kind(&other)
+                    )));
+                }
+            };
+        } else if key.eq_ignore_ascii_case("args") {
+            rest = match value {
+                serde_json::Value::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| match item {
+                        serde_json::Value::String(text) => Ok(text),
+                        other => Err(usage(format!(
+                            "-c \"{key}\"[{index}] must be a string, not {} (quote it: \"{other}\")",
+                            json_kind(&other)
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                serde_json::Value::Null => Vec::new(),
+                other => {
+                    return Err(usage(format!(
+                        "-c \"{key}\" must be a list of strings, not {}",
+                        json_kind(&other)
+                    )));
+                }
+            };
+        } else {
+            return Err(usage(format!(
+                "-c has an unknown key \"{key}\" (only \"Args\" and \"function\")"
+            )));
+        }
+    }
+    if !function.is_empty() {
+        rest.insert(0, function);
+    }
+    Ok(rest)
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// `cclaunch invoke CCID [--init] ARG...`: a status other than 200 fails.
 pub async fn invoke(
     admin: &Admin,
@@ -320,5 +411,72 @@ pub async fn watch(admin: &Admin, limit: Option<Duration>, out: Output) -> Resul
                 event.progress
             )?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctor(json: &str) -> Result<Vec<String>, CliError> {
+        invoke_args("kv:1.0", Vec::new(), Some(json))
+    }
+
+    #[test]
+    fn ctor_json_reads_as_fabric_s_peer_cli() {
+        let want = vec!["put".to_owned(), "a".to_owned(), "1".to_owned()];
+        assert_eq!(ctor(r#"{"Args":["put","a","1"]}"#).unwrap(), want);
+        assert_eq!(
+            ctor(r#"{"function":"put","Args":["a","1"]}"#).unwrap(),
+            want
+        );
+        // Go's encoding/json matches keys case-insensitively.
+        assert_eq!(
+            ctor(r#"{"Function":"put","args":["a","1"]}"#).unwrap(),
+            want
+        );
+        // An empty function is not an argument.
+        assert_eq!(ctor(r#"{"function":"","Args":["get"]}"#).unwrap(), ["get"]);
+        assert_eq!(ctor(r#"{"Args":[]}"#).unwrap(), Vec::<String>::new());
+        let positional = invoke_args("kv:1.0", want.clone(), None).unwrap();
+        assert_eq!(positional, want);
+    }
+
+    #[test]
+    fn bad_ctor_json_is_a_usage_error_saying_what_is_wrong() {
+        for (json, what) in [
+            (r#"{"Args":["put","a""#, "not valid JSON"),
+            (r#"["put","a"]"#, "not a list"),
+            (
+                r#"{"Args":["put","a",1]}"#,
+                "\"Args\"[2] must be a string, not a number",
+            ),
+            (
+                r#"{"Args":"put"}"#,
+                "must be a list of strings, not a string",
+            ),
+            (
+                r#"{"function":7,"Args":[]}"#,
+                "\"function\" must be a string",
+            ),
+            (r#"{"Arg":["put"]}"#, "unknown key \"Arg\""),
+        ] {
+            let err = ctor(json).unwrap_err();
+            assert_eq!(err.code, 2, "{json}");
+            assert!(
+                err.message.starts_with("invoke of kv:1.0: ") && err.message.contains(what),
+                "{json}: {}",
+                err.message
+            );
+        }
+        let err =
+            invoke_args("kv:1.0", vec!["get".to_owned()], Some(r#"{"Args":[]}"#)).unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(
+            err.message
+                .contains("both -c and positional arguments (get)"),
+            "{}",
+            err.message
+        );
     }
 }

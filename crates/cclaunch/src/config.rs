@@ -247,59 +247,111 @@ impl PeerConfig {
         Ok(config)
     }
 
-    /// Refuses limits that would stop the peer from serving any chaincode,
-    /// naming the key, its line and the reason.
+    /// Refuses values the peer could not honour, naming the key, its line
+    /// and the reason: limits that would stop it from serving any chaincode,
+    /// timeouts below Fabric's floors, and listen addresses that are not
+    /// `HOST:PORT` (refused here rather than when the peer binds them).
     fn check(&self, text: &str, origin: &str) -> Result<(), CliError> {
         let chaincode = &self.chaincode;
-        let problems: [(&str, bool, String); 5] = [
+        let raise = |key: &str| {
+            format!("raise chaincode.{key}, or remove it for the default (see docs/cli.md)")
+        };
+        let mut problems: Vec<(&str, &str, bool, String, String)> = vec![
             (
+                "chaincode",
                 "maxConnections",
                 chaincode.max_connections == 0,
                 "0 connections: the listener would close every chaincode connection".to_owned(),
+                raise("maxConnections"),
             ),
             (
+                "chaincode",
                 "handshakeTimeout",
                 chaincode.handshake_timeout.0.is_zero(),
                 "\"0\": every TLS handshake would time out at once".to_owned(),
+                raise("handshakeTimeout"),
             ),
             (
+                "chaincode",
                 "firstMessageTimeout",
                 chaincode.first_message_timeout.0.is_zero(),
                 "\"0\": every connection would be closed before its REGISTER".to_owned(),
+                raise("firstMessageTimeout"),
             ),
             (
+                "chaincode",
                 "maxMessageSize",
                 chaincode.max_message_size < MIN_MESSAGE_SIZE,
                 format!(
                     "{} bytes: below {MIN_MESSAGE_SIZE}, ordinary chaincode messages would be refused",
                     chaincode.max_message_size
                 ),
+                raise("maxMessageSize"),
             ),
             (
+                "chaincode",
                 "maxChaincodes",
                 chaincode.max_chaincodes == 0,
                 "0 chaincodes: every launch and registration would be refused".to_owned(),
+                raise("maxChaincodes"),
+            ),
+            (
+                "chaincode",
+                "startuptimeout",
+                chaincode.startuptimeout.0 < MIN_STARTUP_TIMEOUT,
+                format!(
+                    "{:?}: below Fabric's minimum of {}, which Fabric would silently use instead",
+                    format_duration(chaincode.startuptimeout.0),
+                    format_duration(MIN_STARTUP_TIMEOUT)
+                ),
+                format!(
+                    "write at least {:?}, or remove chaincode.startuptimeout for the default (see docs/cli.md)",
+                    format_duration(MIN_STARTUP_TIMEOUT)
+                ),
+            ),
+            (
+                "chaincode",
+                "executetimeout",
+                chaincode.executetimeout.0 < MIN_EXECUTE_TIMEOUT,
+                format!(
+                    "{:?}: below {}, which Fabric would replace with {} without saying so",
+                    format_duration(chaincode.executetimeout.0),
+                    format_duration(MIN_EXECUTE_TIMEOUT),
+                    format_duration(FABRIC_EXECUTE_TIMEOUT_FALLBACK)
+                ),
+                format!(
+                    "write {:?} for what Fabric would do, or at least {:?}",
+                    format_duration(FABRIC_EXECUTE_TIMEOUT_FALLBACK),
+                    format_duration(MIN_EXECUTE_TIMEOUT)
+                ),
             ),
         ];
-        let Some((key, _, reason)) = problems.into_iter().find(|(_, bad, _)| *bad) else {
+        for (table, address) in [
+            ("chaincode", Some(chaincode.listen_address.as_str())),
+            ("metrics", self.metrics.listen_address.as_deref()),
+        ] {
+            if let Some(reason) = address.and_then(|a| host_port_problem(a).err()) {
+                problems.push((
+                    table,
+                    "listenAddress",
+                    true,
+                    format!("{:?}: {reason}", address.unwrap_or_default()),
+                    format!(
+                        "write HOST:PORT, e.g. \"127.0.0.1:7052\" (port 0 picks a free one), for {table}.listenAddress"
+                    ),
+                ));
+            }
+        }
+        let Some((table, key, _, reason, hint)) = problems.into_iter().find(|p| p.2) else {
             return Ok(());
         };
-        // The line that sets it, when the file sets it (a key is unique in its table).
-        let place = text
-            .lines()
-            .position(|line| {
-                line.trim_start()
-                    .strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-            })
-            .map(|index| format!(" line {}", index + 1))
+        let place = line_of(text, table, key)
+            .map(|line| format!(" line {line}"))
             .unwrap_or_default();
         Err(CliError::new(format!(
-            "bad config file {origin}{place}: chaincode.{key} = {reason}"
+            "bad config file {origin}{place}: {table}.{key} = {reason}"
         ))
-        .with_hint(format!(
-            "raise chaincode.{key}, or remove it for the default (see docs/cli.md)"
-        )))
+        .with_hint(hint))
     }
 
     /// The effective configuration as TOML.
@@ -362,6 +414,69 @@ impl PeerConfig {
             max_chaincodes: self.chaincode.max_chaincodes,
             ..SupportConfig::default()
         }
+    }
+}
+
+/// The smallest `chaincode.startuptimeout` accepted: Fabric's own minimum
+/// (below it, Fabric's peer uses 5 s).
+pub const MIN_STARTUP_TIMEOUT: Duration = SupportConfig::MIN_STARTUP_TIMEOUT;
+
+/// The smallest `chaincode.executetimeout` accepted: below 1 s, Fabric's
+/// peer uses [`FABRIC_EXECUTE_TIMEOUT_FALLBACK`] instead; cclaunch refuses
+/// the value rather than change it behind the user's back.
+pub const MIN_EXECUTE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What Fabric's peer uses for an `executetimeout` below 1 s.
+pub const FABRIC_EXECUTE_TIMEOUT_FALLBACK: Duration = Duration::from_secs(30);
+
+/// The 1-based line that sets `key` inside `[table]`, when the file sets it
+/// there (`listenAddress` appears in several tables).
+fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            current = header
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            continue;
+        }
+        let sets_key = line
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if current == table && sets_key {
+            return Some(index + 1);
+        }
+    }
+    None
+}
+
+/// Why `address` is not `HOST:PORT` (`[::1]:PORT` for IPv6), if it is not.
+pub fn host_port_problem(address: &str) -> Result<(), String> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err("not HOST:PORT (no port)".to_owned());
+    };
+    if host.is_empty() {
+        return Err("not HOST:PORT (no host; write 0.0.0.0:PORT for every interface)".to_owned());
+    }
+    if host.contains("://") || host.contains('/') {
+        return Err("not HOST:PORT (a URL or path; write the host and port only)".to_owned());
+    }
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(':') && !bracketed {
+        return Err("not HOST:PORT (an IPv6 host goes in brackets: [::1]:PORT)".to_owned());
+    }
+    if host.chars().any(char::is_whitespace) {
+        return Err("not HOST:PORT (the host contains whitespace)".to_owned());
+    }
+    match port.parse::<u16>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "not HOST:PORT (port {port:?} is not a number from 0 to 65535)"
+        )),
     }
 }
 
@@ -580,6 +695,123 @@ mod tests {
         // The smallest accepted values load.
         let ok = "[chaincode]\nmaxConnections = 1\nmaxMessageSize = 1024\nmaxChaincodes = 1\nidleEviction = \"0\"\n";
         assert!(PeerConfig::parse(ok, "f.toml").is_ok());
+    }
+
+    #[test]
+    fn timeouts_below_fabric_s_floors_are_refused_with_the_rule() {
+        for (line, key, reason, hint) in [
+            (
+                "executetimeout = \"0\"",
+                "executetimeout",
+                "replace with 30s",
+                "\"30s\"",
+            ),
+            (
+                "executetimeout = \"999ms\"",
+                "executetimeout",
+                "below 1s",
+                "\"1s\"",
+            ),
+            (
+                "startuptimeout = \"4s\"",
+                "startuptimeout",
+                "minimum of 5s",
+                "\"5s\"",
+            ),
+            (
+                "startuptimeout = \"0\"",
+                "startuptimeout",
+                "minimum of 5s",
+                "\"5s\"",
+            ),
+        ] {
+            let text = format!("[chaincode]\nmode = \"dev\"\n{line}\n");
+            let err = PeerConfig::parse(&text, "f.toml").unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with("bad config file f.toml line 3: ")
+                    && message.contains(&format!("chaincode.{key} = "))
+                    && message.contains(reason),
+                "{line}: {message}"
+            );
+            assert!(err.hint.as_deref().unwrap_or("").contains(hint), "{err:?}");
+        }
+        // The floors themselves load.
+        let ok = "[chaincode]\nstartuptimeout = \"5s\"\nexecutetimeout = \"1s\"\n";
+        let config = PeerConfig::parse(ok, "f.toml").unwrap();
+        assert_eq!(config.chaincode.startuptimeout.0, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn listen_addresses_that_are_not_host_port_are_refused_at_load() {
+        for (text, line, key, reason) in [
+            (
+                "[chaincode]\nlistenAddress = \"7052\"\n",
+                2,
+                "chaincode.listenAddress",
+                "no port",
+            ),
+            (
+                "[chaincode]\nlistenAddress = \"127.0.0.1:http\"\n",
+                2,
+                "chaincode.listenAddress",
+                "\"http\" is not a number",
+            ),
+            (
+                "[chaincode]\nlistenAddress = \"127.0.0.1:70520\"\n",
+                2,
+                "chaincode.listenAddress",
+                "not a number from 0 to 65535",
+            ),
+            (
+                "[chaincode]\nlistenAddress = \":7052\"\n",
+                2,
+                "chaincode.listenAddress",
+                "no host",
+            ),
+            (
+                "[chaincode]\nlistenAddress = \"::1:7052\"\n",
+                2,
+                "chaincode.listenAddress",
+                "brackets",
+            ),
+            // The line is found in its own table, not in [chaincode].
+            (
+                "[chaincode]\nlistenAddress = \"127.0.0.1:0\"\n[metrics]\nlistenAddress = \"http://127.0.0.1:9443\"\n",
+                4,
+                "metrics.listenAddress",
+                "a URL",
+            ),
+            (
+                "[metrics]\nlistenAddress = \"localhost\"\n",
+                2,
+                "metrics.listenAddress",
+                "no port",
+            ),
+        ] {
+            let err = PeerConfig::parse(text, "f.toml").unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("bad config file f.toml line {line}: {key} = "))
+                    && message.contains(reason),
+                "{text}: {message}"
+            );
+            assert!(
+                err.hint.as_deref().unwrap_or("").contains("HOST:PORT"),
+                "{err:?}"
+            );
+        }
+        for good in [
+            "127.0.0.1:0",
+            "localhost:7052",
+            "[::1]:7052",
+            "0.0.0.0:9443",
+        ] {
+            let text = format!(
+                "[chaincode]\nlistenAddress = \"{good}\"\n[metrics]\nlistenAddress = \"{good}\"\n"
+            );
+            assert!(PeerConfig::parse(&text, "f.toml").is_ok(), "{good}");
+        }
     }
 
     #[test]

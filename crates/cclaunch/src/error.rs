@@ -55,6 +55,19 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// The error as `--json` prints it, one line on stderr of a stable
+    /// shape: `{"error": MESSAGE, "hint": HINT or null, "exit_code": CODE}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "error": self.message,
+            "hint": self.hint,
+            "exit_code": self.code,
+        })
+        .to_string()
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -86,5 +99,27 @@ pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_stable() {
+        let plain = CliError::new("launch of kv:1.0 failed");
+        let parsed: serde_json::Value = serde_json::from_str(&plain.to_json()).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"error": "launch of kv:1.0 failed", "hint": null, "exit_code": 1})
+        );
+        let hinted = CliError::usage("bad \"x\"\nline").with_hint("try y");
+        let parsed: serde_json::Value = serde_json::from_str(&hinted.to_json()).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"error": "bad \"x\"\nline", "hint": "try y", "exit_code": 2})
+        );
+        assert!(!hinted.to_json().contains('\n'), "one line");
     }
 }

@@ -9,8 +9,9 @@
 //! - Every admin call from the CLI has a deadline (`--timeout`).
 //! - A closed stdout (`cclaunch ps | head -1`) ends a command quietly.
 //! - Every command prints either text for people or, with `--json`, JSON.
-//! - Failures are one or two readable lines (`error: …`, `hint: …`); the
-//!   exit code is 0 (ok), 1 (the operation failed) or 2 (usage).
+//! - Failures are one or two readable lines (`error: …`, `hint: …`), or with
+//!   `--json` one JSON object on stderr, `{"error", "hint", "exit_code"}`;
+//!   the exit code is 0 (ok), 1 (the operation failed) or 2 (usage).
 //! - Started the way a peer starts a chaincode binary
 //!   (`cclaunch -peer.address=HOST:PORT` with `CORE_CHAINCODE_ID_NAME`), the
 //!   binary runs its bundled chaincode of that name ([`chaincodes`]).
@@ -117,6 +118,10 @@ pub enum Command {
         /// The arguments: the function name, then its parameters (after `--` when one starts with `-`).
         #[arg(value_name = "ARG")]
         args: Vec<String>,
+        /// The arguments as Fabric's `peer chaincode invoke -c` takes them:
+        /// '{"Args":["put","a","1"]}' or '{"function":"put","Args":["a","1"]}'.
+        #[arg(short = 'c', long = "ctor", value_name = "JSON")]
+        ctor: Option<String>,
         #[command(flatten)]
         #[allow(missing_docs)]
         admin: AdminAddr,
@@ -204,8 +209,10 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             ccid,
             init,
             args,
+            ctor,
             admin,
         } => {
+            let args = client::invoke_args(&ccid, args, ctor.as_deref())?;
             client::invoke(
                 &admin.resolve(client::LONG_TIMEOUT)?,
                 &ccid,
@@ -260,15 +267,48 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))
 }
 
-fn report(error: &CliError) -> i32 {
+/// Prints `error` on stderr: `error: …` and `hint: …` lines, or with
+/// `json` one object of a stable shape ([`CliError::to_json`]).
+fn report(error: &CliError, json: bool) -> i32 {
     if error.is_quiet() {
         return 0;
+    }
+    if json {
+        eprintln!("{}", error.to_json());
+        return i32::from(error.code);
     }
     eprintln!("error: {}", error.message);
     if let Some(hint) = &error.hint {
         eprintln!("hint: {hint}");
     }
     i32::from(error.code)
+}
+
+/// Whether `--json` is among `args` before a `--`: clap refused the command
+/// line, so its own answer is not there to ask.
+fn wants_json(args: &[String]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// A usage error clap found, as a [`CliError`] for `--json`: its first line,
+/// and its usage line as the hint.
+fn clap_error(error: &clap::Error) -> CliError {
+    let rendered = error.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines
+        .next()
+        .map(|first| first.strip_prefix("error: ").unwrap_or(first).to_owned())
+        .unwrap_or_else(|| error.kind().to_string());
+    let usage = lines.find(|line| line.starts_with("Usage: "));
+    let mut cli_error = CliError::usage(message);
+    cli_error.code = u8::try_from(error.exit_code()).unwrap_or(2);
+    match usage {
+        Some(usage) => cli_error.with_hint(format!("{usage} (see --help)")),
+        None => cli_error.with_hint("see --help"),
+    }
 }
 
 /// Runs the command line `args` (program name first) and returns the exit code.
@@ -282,17 +322,19 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             args.iter().skip(1).cloned(),
         ) {
             Ok(config) => config,
-            Err(e) => return report(&CliError::usage(format!("chaincode: {e}"))),
+            Err(e) => return report(&CliError::usage(format!("chaincode: {e}")), false),
         };
         return match runtime().and_then(|rt| rt.block_on(run_chaincode(config))) {
             Ok(()) => 0,
-            Err(e) => report(&e),
+            Err(e) => report(&e, false),
         };
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && wants_json(&args) => return report(&clap_error(&e), true),
         Err(e) => e.exit(),
     };
+    let json = cli.json;
     let result = runtime().and_then(|rt| {
         let result = rt.block_on(dispatch(cli));
         // Leftover blocking tasks (stdin readers, DNS) must not hold the exit.
@@ -301,6 +343,6 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     });
     match result {
         Ok(()) => 0,
-        Err(e) => report(&e),
+        Err(e) => report(&e, json),
     }
 }
