@@ -293,15 +293,23 @@ fn wants_json(args: &[String]) -> bool {
         .any(|arg| arg == "--json")
 }
 
-/// A usage error clap found, as a [`CliError`] for `--json`: its first line,
-/// and its usage line as the hint.
+/// A usage error clap found, as a [`CliError`] for `--json`: its first
+/// paragraph on one line, and its usage line as the hint.
 fn clap_error(error: &clap::Error) -> CliError {
     let rendered = error.render().to_string();
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let message = lines
-        .next()
-        .map(|first| first.strip_prefix("error: ").unwrap_or(first).to_owned())
-        .unwrap_or_else(|| error.kind().to_string());
+    let first: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let message = match first.join(" ") {
+        joined if joined.is_empty() => error.kind().to_string(),
+        joined => joined
+            .strip_prefix("error: ")
+            .map(str::to_owned)
+            .unwrap_or(joined),
+    };
+    let mut lines = rendered.lines().map(str::trim);
     let usage = lines.find(|line| line.starts_with("Usage: "));
     let mut cli_error = CliError::usage(message);
     cli_error.code = u8::try_from(error.exit_code()).unwrap_or(2);

@@ -521,3 +521,207 @@ fn package_writes_a_deployment_spec_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn invoke_with_fabric_ctor_json_answers_as_positional_args_do() {
+    let kv = kv_sample();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let peer = Peer::start(
+        &dir.path().join("state"),
+        &["--dev", "--listen", &listen],
+        dir.path(),
+    );
+    let mut chaincode = Command::new(&kv)
+        .arg(format!("-peer.address={listen}"))
+        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll(
+        Duration::from_secs(30),
+        "kv:1.0 ready on the dev peer",
+        || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
+    );
+    let reply = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json", "invoke", "kv:1.0"];
+        all.extend(args);
+        let output = peer.run(&all);
+        assert!(output.status.success(), "{args:?}: {:?}", texts(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    // Args only: put a=1, read back by positional args.
+    reply(&["-c", r#"{"Args":["put","a","1"]}"#]);
+    let positional = reply(&["get", "a"]);
+    assert_eq!(positional["payload"], "1", "{positional}");
+    // function + Args: the function is the first argument.
+    reply(&["-c", r#"{"function":"put","Args":["b","2"]}"#]);
+    assert_eq!(reply(&["get", "b"])["payload"], "2");
+    // And a read through -c answers what the positional read answers.
+    let by_ctor = reply(&["--ctor", r#"{"function":"get","Args":["a"]}"#]);
+    assert_eq!(by_ctor, positional);
+    assert_eq!(reply(&["-c", r#"{"Args":["get","a"]}"#]), positional);
+    drop(peer);
+    if wait_bounded(&mut chaincode, Duration::from_secs(30)).is_none() {
+        let _ = chaincode.kill();
+        panic!("the kv sample did not exit after the peer went away");
+    }
+}
+
+#[test]
+fn invoke_ctor_mistakes_exit_2_with_the_reason_before_any_call() {
+    // No peer: a usage error is found before the admin API is tried.
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix:{}", dir.path().join("admin.sock").display());
+    for (args, reason) in [
+        (
+            vec![
+                "invoke",
+                "kv:1.0",
+                "get",
+                "a",
+                "-c",
+                r#"{"Args":["get","a"]}"#,
+            ],
+            "error: invoke of kv:1.0: both -c and positional arguments (get a) were given",
+        ),
+        (
+            vec!["invoke", "kv:1.0", "-c", r#"{"Args":["get""#],
+            "error: invoke of kv:1.0: -c is not valid JSON: ",
+        ),
+        (
+            vec!["invoke", "kv:1.0", "-c", r#"{"Args":["put","a",1]}"#],
+            "error: invoke of kv:1.0: -c \"Args\"[2] must be a string, not a number",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--admin", &addr]);
+        let output = cclaunch(&all);
+        let (stdout, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(reason), "{args:?}: {stderr}");
+        assert!(stderr.contains("\nhint: write -c '{\"Args\""), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            !stderr.contains("admin API"),
+            "the peer was tried: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn json_errors_are_one_object_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix:{}", dir.path().join("admin.sock").display());
+    let object = |output: &std::process::Output| -> serde_json::Value {
+        let (stdout, stderr) = texts(output);
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        let value: serde_json::Value = serde_json::from_str(&stderr).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["error", "exit_code", "hint"], "{value}");
+        value
+    };
+
+    // An unreachable peer: exit 1, the same message and hint as text.
+    let output = cclaunch(&["--json", "ps", "--admin", &addr]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = object(&output);
+    assert_eq!(error["exit_code"], 1);
+    assert_eq!(
+        error["error"],
+        format!(
+            "cannot reach the peer's admin API at {addr} (from --admin or CCLAUNCH_ADMIN): no such file or directory"
+        )
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("start one with `cclaunch peer`"),
+        "{error}"
+    );
+
+    // A usage error of ours (exit 2).
+    let output = cclaunch(&["--json", "invoke", "kv:1.0", "-c", "{", "--admin", &addr]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = object(&output);
+    assert_eq!(error["exit_code"], 2);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invoke of kv:1.0: -c is not valid JSON"),
+        "{error}"
+    );
+    // A usage error clap finds, --json anywhere before `--`.
+    let output = cclaunch(&["invoke", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = object(&output);
+    assert_eq!(error["exit_code"], 2);
+    assert!(
+        error["error"].as_str().unwrap().contains("<CCID>"),
+        "{error}"
+    );
+    assert!(
+        error["hint"].as_str().unwrap().starts_with("Usage: "),
+        "{error}"
+    );
+    // A config refused at load, with no hint lost.
+    let file = dir.path().join("core.toml");
+    std::fs::write(&file, "[chaincode]\nstartuptimeout = \"1s\"\n").unwrap();
+    let output = cclaunch(&["--json", "peer", "--config", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = object(&output);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("line 2: chaincode.startuptimeout = \"1s\""),
+        "{error}"
+    );
+    assert!(error["hint"].is_string(), "{error}");
+
+    // Without --json, text stays as it was.
+    let output = cclaunch(&["invoke", "kv:1.0", "-c", "{", "--admin", &addr]);
+    let (_, stderr) = texts(&output);
+    assert!(
+        stderr.starts_with("error: invoke of kv:1.0: -c is not valid JSON"),
+        "{stderr}"
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(&stderr).is_err());
+}
+
+#[test]
+fn bad_listen_addresses_in_the_config_are_refused_before_anything_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("core.toml");
+    std::fs::write(
+        &file,
+        "[chaincode]\nlistenAddress = \"127.0.0.1:0\"\n\n[metrics]\nlistenAddress = \"9443\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let output = cclaunch(&[
+        "peer",
+        "--config",
+        file.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: bad config file {} line 5: metrics.listenAddress = \"9443\": not HOST:PORT",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !state.exists(),
+        "the peer started before refusing its config"
+    );
+}
