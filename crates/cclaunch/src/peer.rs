@@ -72,6 +72,21 @@ impl PeerArgs {
             Some(path) => PeerConfig::load(path)?,
             None => PeerConfig::default(),
         };
+        // Flags are checked as the file's keys are, before anything binds.
+        for (flag, value) in [("--listen", &self.listen), ("--metrics", &self.metrics)] {
+            if let Some(reason) = value
+                .as_deref()
+                .and_then(|v| crate::config::host_port_problem(v).err())
+            {
+                return Err(CliError::usage(format!(
+                    "{flag} {:?}: {reason}",
+                    value.as_deref().unwrap_or_default()
+                ))
+                .with_hint(format!(
+                    "write {flag} HOST:PORT, e.g. 127.0.0.1:0 for a free port"
+                )));
+            }
+        }
         if let Some(listen) = &self.listen {
             config.chaincode.listen_address.clone_from(listen);
         }

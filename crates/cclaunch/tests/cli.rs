@@ -724,4 +724,19 @@ fn bad_listen_addresses_in_the_config_are_refused_before_anything_binds() {
         !state.exists(),
         "the peer started before refusing its config"
     );
+
+    // The flags that set the same addresses are checked the same way (usage).
+    for (flag, value) in [
+        ("--listen", "localhost"),
+        ("--metrics", "http://127.0.0.1:9443"),
+    ] {
+        let output = cclaunch(&["peer", "--state-dir", state.to_str().unwrap(), flag, value]);
+        let (_, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {flag} \"{value}\": not HOST:PORT")),
+            "{stderr}"
+        );
+        assert!(!state.exists(), "the peer started before refusing {flag}");
+    }
 }
