@@ -118,6 +118,19 @@ pub enum ExitStatus {
     Panic(String),
     /// It ended in some other way, described here.
     Other(String),
+    /// The peer ended it ([`Executor::stop`]: SIGTERM, then SIGKILL, or
+    /// `docker stop`); inside is how it ended, as the runtime reported it.
+    /// Not a failure of the chaincode. A runtime that ended by itself before
+    /// the peer signalled it reports its own status instead.
+    Stopped(Box<ExitStatus>),
+}
+
+impl ExitStatus {
+    /// Whether the peer ended the runtime (see [`ExitStatus::Stopped`]),
+    /// as opposed to the runtime ending by itself.
+    pub fn is_stopped_by_peer(&self) -> bool {
+        matches!(self, ExitStatus::Stopped(_))
+    }
 }
 
 impl fmt::Display for ExitStatus {
@@ -127,6 +140,7 @@ impl fmt::Display for ExitStatus {
             ExitStatus::Signal(signal) => write!(f, "killed by signal {signal}"),
             ExitStatus::Panic(message) => write!(f, "panicked: {message}"),
             ExitStatus::Other(text) => f.write_str(text),
+            ExitStatus::Stopped(how) => write!(f, "stopped by the peer ({how})"),
         }
     }
 }
