@@ -118,10 +118,11 @@ pub enum ExitStatus {
     Panic(String),
     /// It ended in some other way, described here.
     Other(String),
-    /// The peer ended it ([`Executor::stop`]: SIGTERM, then SIGKILL, or
-    /// `docker stop`); inside is how it ended, as the runtime reported it.
-    /// Not a failure of the chaincode. A runtime that ended by itself before
-    /// the peer signalled it reports its own status instead.
+    /// The peer ended it: during [`Executor::stop`] (stream closed, then
+    /// SIGTERM, then SIGKILL, or `docker stop`) it exited with success or
+    /// by the peer's signal. Inside is how it ended, as the runtime reported
+    /// it. Not a failure of the chaincode. A runtime that ends with any other
+    /// code or signal, even during a stop, reports that status instead.
     Stopped(Box<ExitStatus>),
 }
 

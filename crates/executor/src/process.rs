@@ -133,8 +133,8 @@ struct Running {
     dir: PathBuf,
     /// `Some` once the process has been reaped.
     exit: watch::Receiver<Option<ExitStatus>>,
-    /// Set before the peer signals the process, so that its exit is
-    /// reported as [`ExitStatus::Stopped`].
+    /// Set when the peer starts stopping the process, so that an exit it
+    /// caused is reported as [`ExitStatus::Stopped`].
     stop_requested: Arc<AtomicBool>,
 }
 
@@ -296,11 +296,7 @@ impl ProcessExecutor {
                 },
                 Err(e) => ExitStatus::Other(format!("could not wait for the process: {e}")),
             };
-            let status = if requested.load(Ordering::SeqCst) {
-                ExitStatus::Stopped(Box::new(status))
-            } else {
-                status
-            };
+            let status = peer_stopped(status, requested.load(Ordering::SeqCst));
             tracing::debug!(chaincode = %label, %status, "chaincode process ended");
             let _ = exit_tx.send(Some(status.clone()));
             // Report the last lines before the exit, but do not wait forever
@@ -340,10 +336,10 @@ impl ProcessExecutor {
             Some((pgid, mut exit, stop_requested)) => {
                 // A runtime that is on its way out (its stream just closed)
                 // gets a moment to exit with its own status.
+                stop_requested.store(true, Ordering::SeqCst);
                 let _ = tokio::time::timeout(EXIT_SETTLE, exit.wait_for(Option::is_some)).await;
                 let exited = exit.borrow().is_some();
                 if !exited {
-                    stop_requested.store(true, Ordering::SeqCst);
                     signal_group(pgid, Signal::SIGTERM)
                         .map_err(|e| stop_err(format!("SIGTERM failed: {e}")))?;
                     let graceful = tokio::time::timeout(
@@ -475,6 +471,20 @@ async fn spawn_retrying(command: &mut Command) -> io::Result<tokio::process::Chi
         }
     }
     command.spawn()
+}
+
+/// How a runtime ended, given whether the peer was stopping it: under a
+/// stop, success or the peer's own SIGTERM/SIGKILL is
+/// [`ExitStatus::Stopped`]; any other code or signal is the chaincode's own
+/// failure and stays as it is.
+fn peer_stopped(status: ExitStatus, stopping: bool) -> ExitStatus {
+    let by_peer = matches!(status, ExitStatus::Code(0))
+        || matches!(status, ExitStatus::Signal(s) if s == Signal::SIGTERM as i32 || s == Signal::SIGKILL as i32);
+    if stopping && by_peer {
+        ExitStatus::Stopped(Box::new(status))
+    } else {
+        status
+    }
 }
 
 /// Sends `signal` to the process group; a group that no longer exists is fine.
