@@ -29,17 +29,26 @@
 //!    [`RuntimeEventKind::Log`](crate::RuntimeEventKind::Log) on the sink;
 //!    when the process ends, the sink gets
 //!    [`Exited`](crate::RuntimeEventKind::Exited) with
-//!    [`ExitStatus::Code`] or [`ExitStatus::Signal`], after its last lines.
+//!    [`ExitStatus::Code`] or [`ExitStatus::Signal`], after its last lines
+//!    ([`ExitStatus::Stopped`] around it when a stop caused the exit, below).
 //!
 //! # Stop
 //!
-//! [`Executor::stop`] sends SIGTERM to the process
+//! [`Executor::stop`] gives a process on its way out [`EXIT_SETTLE`] to
+//! exit by itself (a crashing chaincode closes its stream just before it
+//! exits: its own code is kept), then sends SIGTERM to the process
 //! group, waits up to [`ProcessConfig::stop_grace`] for the exit, then sends
 //! SIGKILL to the group (which also takes any process the chaincode started),
 //! and removes the runtime directory. Stopping a chaincode that was never
-//! started or has already exited is success.
+//! started or has already exited is success. An exit during the stop with
+//! code 0, or by SIGTERM or SIGKILL, is reported as [`ExitStatus::Stopped`];
+//! any other status is the chaincode's own and reported as it is. The
+//! process stays registered until it is confirmed gone, so a failed or
+//! abandoned stop still leaves it for `Drop` to kill.
 //!
-//! Dropping the executor SIGKILLs every process group it still runs.
+//! Dropping the executor SIGKILLs every process group it still runs, removes
+//! their runtime directories and the package cache, and removes `work_dir`
+//! itself if this executor created it and it is then empty.
 //!
 //! # Example
 //!
@@ -96,7 +105,7 @@ const LOG_DRAIN: Duration = Duration::from_secs(2);
 /// How long a stop waits for a runtime to end by itself before signalling
 /// it: a chaincode that crashes closes its stream first and exits a moment
 /// later, and SIGTERM in that moment would hide its own exit code.
-const EXIT_SETTLE: Duration = Duration::from_millis(250);
+pub const EXIT_SETTLE: Duration = Duration::from_millis(250);
 
 /// How long to wait for the exit after SIGKILL before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(5);
