@@ -679,3 +679,32 @@ async fn static_kv_registers_over_mutual_tls_with_the_files_it_was_given() {
     assert!(!exec.runtime_dir(&req.chaincode).exists());
     assert!(next_exit(&mut rx).await.is_stopped_by_peer());
 }
+
+#[tokio::test]
+async fn an_abandoned_stop_leaves_the_process_known_and_drop_still_kills_it() {
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(60));
+    // Notes SIGTERM and carries on, so the stop sits in its grace period.
+    let script = "#!/bin/sh\ntrap 'echo got-term' TERM\necho up\nwhile :; do sleep 0.05; done\n";
+    let req = request("abandoned:1.0", script_package(work.path(), script), 1);
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    let pid = exec.pid(&req.chaincode).unwrap();
+    next_line(&mut rx, "up").await;
+    {
+        let stop = exec.stop(&req.chaincode);
+        tokio::select! {
+            result = stop => panic!("the stop ended within the grace: {result:?}"),
+            line = next_line(&mut rx, "got-term") => assert_eq!(line, "got-term"),
+        }
+        // The stop future is dropped here, after its SIGTERM.
+    }
+    assert_eq!(
+        exec.pid(&req.chaincode),
+        Some(pid),
+        "the child was forgotten"
+    );
+    assert!(alive(pid));
+    drop(exec);
+    assert!(gone_within(pid, WAIT).await, "{pid} outlived the executor");
+}
