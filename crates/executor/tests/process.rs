@@ -317,7 +317,7 @@ async fn a_chaincode_that_exits_by_itself_reports_its_own_code_not_a_stop() {
     let exec = executor(work.path(), Duration::from_secs(5));
     // Prints, then exits 4 a moment later: the window in which a peer that
     // saw the stream close would stop it.
-    let script = "#!/bin/sh\necho closing\nsleep 0.1\nexit 4\n";
+    let script = "#!/bin/sh\necho closing\nsleep 0.05\nexit 4\n";
     let req = request("crash4:1.0", script_package(work.path(), script), 1);
     let (sink, mut rx) = EventSink::channel(req.generation);
     exec.start(req.clone(), sink).await.unwrap();
