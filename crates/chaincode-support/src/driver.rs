@@ -264,10 +264,14 @@ impl Driver {
             }
             RuntimeEventKind::Exited(status) => {
                 info!(%generation, %status, "runtime exited");
-                // The exit may come after the stream close that already
-                // moved the machine on: keep it for `status()` either way.
-                self.last_exit = Some((generation, status.to_string()));
-                self.status.lock().last_error = self.error_summary();
+                // A runtime the peer stopped did not fail: its status is no
+                // error to show. Any other exit may come after the stream
+                // close that already moved the machine on: keep it for
+                // `status()` either way.
+                if !status.is_stopped_by_peer() {
+                    self.last_exit = Some((generation, status.to_string()));
+                    self.status.lock().last_error = self.error_summary();
+                }
                 self.feed(Input::RuntimeExited {
                     generation,
                     status: status.to_string(),

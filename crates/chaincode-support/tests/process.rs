@@ -103,6 +103,13 @@ async fn a_process_that_crashes_after_ready_is_noticed_and_relaunched() {
         last.contains("exit code 4") || last.contains("stream closed"),
         "{last}"
     );
+    // The exit may be reported just after the phase change; either way it
+    // is the chaincode's own code, not the peer's SIGTERM.
+    let last = wait_for_last_error(&rig.support, &cc, |e| e.contains("exit code 4")).await;
+    assert!(
+        !last.contains("signal") && !last.contains("stopped"),
+        "{last}"
+    );
     // The next launch gets a fresh runtime (which crashes again, but it runs).
     let second = rig.support.launch(&cc).await.expect("relaunch");
     assert!(second.generation() > first.generation());
@@ -178,4 +185,129 @@ async fn a_broken_package_fails_the_launch_with_a_clear_error() {
     );
     assert!(wait_for_phase(&rig.support, &cc, Phase::Idle, LIMIT).await);
     rig.support.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Polls (bounded by `LIMIT`) until `chaincode`'s last error satisfies `pred`;
+/// returns it.
+async fn wait_for_last_error(
+    support: &ChaincodeSupport,
+    chaincode: &ChaincodeName,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let last = support
+            .status()
+            .into_iter()
+            .find(|s| &s.chaincode == chaincode)
+            .and_then(|s| s.last_error);
+        if let Some(last) = last.as_deref().filter(|l| pred(l)) {
+            return last.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last error of {chaincode} never matched: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The process executor, passing every event on and telling the test about
+/// each exit once it has been handed to the runtime.
+struct TellExits {
+    inner: Arc<ProcessExecutor>,
+    exits: tokio::sync::mpsc::UnboundedSender<executor::ExitStatus>,
+}
+
+impl executor::Executor for TellExits {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn runtime_name(&self, chaincode: &ChaincodeName) -> String {
+        self.inner.runtime_name(chaincode)
+    }
+
+    fn start(
+        &self,
+        request: executor::StartRequest,
+        sink: executor::EventSink,
+    ) -> futures::future::BoxFuture<'_, Result<(), executor::ExecutorError>> {
+        let (tee, mut events) = executor::EventSink::channel(sink.generation());
+        let exits = self.exits.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let exit = match &event.kind {
+                    executor::RuntimeEventKind::Exited(status) => Some(status.clone()),
+                    _ => None,
+                };
+                sink.send(event.kind);
+                if let Some(status) = exit {
+                    let _ = exits.send(status);
+                }
+            }
+        });
+        self.inner.start(request, tee)
+    }
+
+    fn stop<'a>(
+        &'a self,
+        chaincode: &'a ChaincodeName,
+    ) -> futures::future::BoxFuture<'a, Result<(), executor::ExecutorError>> {
+        self.inner.stop(chaincode)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_leaves_no_error_and_a_crash_names_its_own_code() {
+    let faulty = chaincode_samples::static_sample("faulty").unwrap();
+    let kv = chaincode_samples::static_sample("kv").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let processes = Arc::new(ProcessExecutor::new(ProcessConfig {
+        work_dir: dir.path().to_path_buf(),
+        stop_grace: Duration::from_secs(2),
+    }));
+    let (exits_tx, mut exits) = tokio::sync::mpsc::unbounded_channel();
+    let tell = Arc::new(TellExits {
+        inner: processes.clone(),
+        exits: exits_tx,
+    });
+    let specs = Arc::new(MemorySpecStore::new());
+    let support = peer_with(
+        tell,
+        |c| c.chaincode_env = vec![("FAULTY_MODE".into(), "crash-after-ready".into())],
+        |b| b.spec_store(specs.clone()),
+    )
+    .await;
+
+    // Stopped by the peer: the exit says so, and status shows no error.
+    let cc = name("kv:1.0");
+    specs.insert(cc.clone(), spec_for(&kv));
+    support.launch(&cc).await.expect("kv launches");
+    support.stop(&cc).await.unwrap();
+    let status = tokio::time::timeout(LIMIT, exits.recv())
+        .await
+        .expect("an exit")
+        .expect("the executor is alive");
+    assert!(status.is_stopped_by_peer(), "{status}");
+    // The runtime has the exit; it must not turn it into an error.
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < deadline {
+        let last = support.status()[0].last_error.clone();
+        assert_eq!(last, None, "a requested stop shows as an error");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A crash: the true code, not the peer's signal.
+    let crash = name("faulty:1.0");
+    specs.insert(crash.clone(), spec_for(&faulty));
+    support.launch(&crash).await.expect("it does get ready");
+    let status = tokio::time::timeout(LIMIT, exits.recv())
+        .await
+        .expect("an exit")
+        .expect("the executor is alive");
+    assert_eq!(status, executor::ExitStatus::Code(4));
+    let last = wait_for_last_error(&support, &crash, |e| e.contains("exit code 4")).await;
+    assert!(!last.contains("signal"), "{last}");
+    support.shutdown(Duration::from_secs(5)).await;
 }

@@ -36,7 +36,9 @@
 //!    so one image serves every launch, and go with the container.
 //! 5. Start it; follow its stdout/stderr into `tracing` (target `chaincode`)
 //!    and [`RuntimeEventKind::Log`]; wait for its exit and report
-//!    [`ExitStatus::Code`].
+//!    [`ExitStatus::Code`] as the engine gives it, or
+//!    [`ExitStatus::Stopped`] around it when the exit came from a stop
+//!    (see below).
 //!
 //! # Build context
 //!
@@ -56,8 +58,12 @@
 //!
 //! # Stop
 //!
-//! Stop with [`DockerConfig::stop_timeout`] (SIGTERM, then SIGKILL), then
-//! force-remove; "no such container" is success.
+//! A running container first gets a moment to end by itself (a crashing
+//! chaincode closes its stream just before it exits; its own code is kept).
+//! Then stop with [`DockerConfig::stop_timeout`] (SIGTERM, then SIGKILL), then
+//! force-remove; "no such container" is success. An exit during the stop
+//! with code 0, 137 or 143 is reported as [`ExitStatus::Stopped`]; any other
+//! code is the chaincode's own.
 //!
 //! # Example
 //!
@@ -74,7 +80,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -89,6 +96,7 @@ use bollard::query_parameters::{
 use chaincode_proto::ChaincodeName;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::package::{self, PackageEntry};
@@ -116,6 +124,21 @@ const MAX_LINE: usize = 64 * 1024;
 /// How long the last log lines may take to arrive after the exit before the
 /// exit is reported anyway.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long a stop waits for a container to end by itself before `docker
+/// stop` signals it: a chaincode that crashes closes its stream first and
+/// exits a moment later, and SIGTERM in that moment would hide its own code.
+const EXIT_SETTLE: Duration = Duration::from_millis(250);
+
+/// A container this executor started and has not seen end.
+#[derive(Debug)]
+struct Tracked {
+    /// Its id: a later container of the same name is not this one.
+    id: String,
+    /// Set when the peer starts stopping it, so that an exit it caused is
+    /// reported as [`ExitStatus::Stopped`].
+    stop_requested: Arc<AtomicBool>,
+}
 
 /// Request timeout of the engine client. Requests that legitimately take
 /// long (stop waits up to `stop_timeout`) stay below it; streams (logs, wait,
@@ -274,6 +297,8 @@ pub struct DockerExecutor {
     docker: Docker,
     config: DockerConfig,
     builds: AtomicU64,
+    /// Running containers by name.
+    tracked: Arc<Mutex<HashMap<String, Tracked>>>,
 }
 
 impl DockerExecutor {
@@ -308,6 +333,7 @@ impl DockerExecutor {
             docker,
             config,
             builds: AtomicU64::new(0),
+            tracked: Arc::default(),
         })
     }
 
@@ -580,8 +606,24 @@ impl DockerExecutor {
         ));
         let docker = self.docker.clone();
         let label = chaincode.to_string();
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        self.tracked.lock().insert(
+            name.clone(),
+            Tracked {
+                id: id.clone(),
+                stop_requested: Arc::clone(&stop_requested),
+            },
+        );
+        let tracked = Arc::clone(&self.tracked);
         tokio::spawn(async move {
             let status = wait_exit(&docker, &id).await;
+            let status = peer_stopped(status, stop_requested.load(Ordering::SeqCst));
+            {
+                let mut tracked = tracked.lock();
+                if tracked.get(&name).is_some_and(|t| t.id == id) {
+                    tracked.remove(&name);
+                }
+            }
             tracing::debug!(chaincode = %label, %status, "chaincode container ended");
             let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
             sink.exited(status);
@@ -706,6 +748,16 @@ impl DockerExecutor {
             chaincode: chaincode.to_string(),
             reason,
         };
+        let ours = self
+            .tracked
+            .lock()
+            .get(name)
+            .map(|t| (t.id.clone(), Arc::clone(&t.stop_requested)));
+        if let Some((id, stop_requested)) = ours {
+            stop_requested.store(true, Ordering::SeqCst);
+            // A container on its way out gets a moment to exit with its own code.
+            let _ = tokio::time::timeout(EXIT_SETTLE, wait_exit(&self.docker, &id)).await;
+        }
         let t = i32::try_from(self.config.stop_timeout.as_secs()).unwrap_or(i32::MAX);
         let options = StopContainerOptions {
             signal: None,
@@ -821,6 +873,18 @@ fn docker_text(error: &DockerError) -> String {
         DockerError::DockerResponseServerError { message, .. } => message.clone(),
         DockerError::DockerStreamError { error } => error.clone(),
         other => other.to_string(),
+    }
+}
+
+/// How a container ended, given whether the peer was stopping it: under a
+/// stop, success or the peer's own SIGTERM/SIGKILL (the engine's codes 143
+/// and 137) is [`ExitStatus::Stopped`]; any other code is the chaincode's own
+/// failure and stays as it is.
+fn peer_stopped(status: ExitStatus, stopping: bool) -> ExitStatus {
+    if stopping && matches!(status, ExitStatus::Code(0 | 137 | 143)) {
+        ExitStatus::Stopped(Box::new(status))
+    } else {
+        status
     }
 }
 

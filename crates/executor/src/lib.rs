@@ -118,6 +118,20 @@ pub enum ExitStatus {
     Panic(String),
     /// It ended in some other way, described here.
     Other(String),
+    /// The peer ended it: during [`Executor::stop`] (stream closed, then
+    /// SIGTERM, then SIGKILL, or `docker stop`) it exited with success or
+    /// by the peer's signal. Inside is how it ended, as the runtime reported
+    /// it. Not a failure of the chaincode. A runtime that ends with any other
+    /// code or signal, even during a stop, reports that status instead.
+    Stopped(Box<ExitStatus>),
+}
+
+impl ExitStatus {
+    /// Whether the peer ended the runtime (see [`ExitStatus::Stopped`]),
+    /// as opposed to the runtime ending by itself.
+    pub fn is_stopped_by_peer(&self) -> bool {
+        matches!(self, ExitStatus::Stopped(_))
+    }
 }
 
 impl fmt::Display for ExitStatus {
@@ -127,6 +141,7 @@ impl fmt::Display for ExitStatus {
             ExitStatus::Signal(signal) => write!(f, "killed by signal {signal}"),
             ExitStatus::Panic(message) => write!(f, "panicked: {message}"),
             ExitStatus::Other(text) => f.write_str(text),
+            ExitStatus::Stopped(how) => write!(f, "stopped by the peer ({how})"),
         }
     }
 }

@@ -29,17 +29,26 @@
 //!    [`RuntimeEventKind::Log`](crate::RuntimeEventKind::Log) on the sink;
 //!    when the process ends, the sink gets
 //!    [`Exited`](crate::RuntimeEventKind::Exited) with
-//!    [`ExitStatus::Code`] or [`ExitStatus::Signal`], after its last lines.
+//!    [`ExitStatus::Code`] or [`ExitStatus::Signal`], after its last lines
+//!    ([`ExitStatus::Stopped`] around it when a stop caused the exit, below).
 //!
 //! # Stop
 //!
-//! [`Executor::stop`] sends SIGTERM to the process
+//! [`Executor::stop`] gives a process on its way out [`EXIT_SETTLE`] to
+//! exit by itself (a crashing chaincode closes its stream just before it
+//! exits: its own code is kept), then sends SIGTERM to the process
 //! group, waits up to [`ProcessConfig::stop_grace`] for the exit, then sends
 //! SIGKILL to the group (which also takes any process the chaincode started),
 //! and removes the runtime directory. Stopping a chaincode that was never
-//! started or has already exited is success.
+//! started or has already exited is success. An exit during the stop with
+//! code 0, or by SIGTERM or SIGKILL, is reported as [`ExitStatus::Stopped`];
+//! any other status is the chaincode's own and reported as it is. The
+//! process stays registered until it is confirmed gone, so a failed or
+//! abandoned stop still leaves it for `Drop` to kill.
 //!
-//! Dropping the executor SIGKILLs every process group it still runs.
+//! Dropping the executor SIGKILLs every process group it still runs, removes
+//! their runtime directories and the package cache, and removes `work_dir`
+//! itself if this executor created it and it is then empty.
 //!
 //! # Example
 //!
@@ -69,6 +78,8 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chaincode_proto::ChaincodeName;
@@ -90,6 +101,11 @@ const MAX_LINE: u64 = 64 * 1024;
 /// How long the last output of an exited process may take to drain before
 /// the exit is reported anyway (a grandchild may hold the pipes open).
 const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long a stop waits for a runtime to end by itself before signalling
+/// it: a chaincode that crashes closes its stream first and exits a moment
+/// later, and SIGTERM in that moment would hide its own exit code.
+pub const EXIT_SETTLE: Duration = Duration::from_millis(250);
 
 /// How long to wait for the exit after SIGKILL before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -126,6 +142,9 @@ struct Running {
     dir: PathBuf,
     /// `Some` once the process has been reaped.
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// Set when the peer starts stopping the process, so that an exit it
+    /// caused is reported as [`ExitStatus::Stopped`].
+    stop_requested: Arc<AtomicBool>,
 }
 
 /// Runs chaincode executables as local child processes. See the module docs.
@@ -133,6 +152,8 @@ struct Running {
 pub struct ProcessExecutor {
     config: ProcessConfig,
     running: Mutex<HashMap<ChaincodeName, Running>>,
+    /// Whether this executor created `work_dir` (it then removes it when dropped).
+    created_work_dir: AtomicBool,
 }
 
 impl ProcessExecutor {
@@ -141,6 +162,7 @@ impl ProcessExecutor {
         Self {
             config,
             running: Mutex::new(HashMap::new()),
+            created_work_dir: AtomicBool::new(false),
         }
     }
 
@@ -179,6 +201,12 @@ impl ProcessExecutor {
         self.stop_inner(&chaincode).await?;
 
         let dir = self.runtime_dir(&chaincode);
+        let work_dir = &self.config.work_dir;
+        if !work_dir.is_dir() {
+            std::fs::create_dir_all(work_dir)
+                .map_err(|e| start_err(format!("cannot create {}: {e}", work_dir.display())))?;
+            self.created_work_dir.store(true, Ordering::Relaxed);
+        }
         // Moved out: the package can be large and is needed only here.
         let package = std::mem::take(&mut request.code_package);
         let unpack_dir = dir.clone();
@@ -266,6 +294,8 @@ impl ProcessExecutor {
         });
 
         let (exit_tx, exit_rx) = watch::channel(None);
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        let requested = Arc::clone(&stop_requested);
         tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(status) => match (status.code(), status.signal()) {
@@ -275,6 +305,7 @@ impl ProcessExecutor {
                 },
                 Err(e) => ExitStatus::Other(format!("could not wait for the process: {e}")),
             };
+            let status = peer_stopped(status, requested.load(Ordering::SeqCst));
             tracing::debug!(chaincode = %label, %status, "chaincode process ended");
             let _ = exit_tx.send(Some(status.clone()));
             // Report the last lines before the exit, but do not wait forever
@@ -291,6 +322,7 @@ impl ProcessExecutor {
                 pgid,
                 dir,
                 exit: exit_rx,
+                stop_requested,
             },
         );
         Ok(())
@@ -301,17 +333,27 @@ impl ProcessExecutor {
             chaincode: chaincode.to_string(),
             reason,
         };
-        let taken = self.running.lock().remove(chaincode);
+        // The entry stays registered until the process is confirmed gone, so
+        // that a failed or abandoned stop still leaves it to `Drop` to kill.
+        let taken = self
+            .running
+            .lock()
+            .get(chaincode)
+            .map(|r| (r.pgid, r.exit.clone(), Arc::clone(&r.stop_requested)));
         let dir = match taken {
             None => self.runtime_dir(chaincode),
-            Some(mut running) => {
-                let exited = running.exit.borrow().is_some();
+            Some((pgid, mut exit, stop_requested)) => {
+                // A runtime that is on its way out (its stream just closed)
+                // gets a moment to exit with its own status.
+                stop_requested.store(true, Ordering::SeqCst);
+                let _ = tokio::time::timeout(EXIT_SETTLE, exit.wait_for(Option::is_some)).await;
+                let exited = exit.borrow().is_some();
                 if !exited {
-                    signal_group(running.pgid, Signal::SIGTERM)
+                    signal_group(pgid, Signal::SIGTERM)
                         .map_err(|e| stop_err(format!("SIGTERM failed: {e}")))?;
                     let graceful = tokio::time::timeout(
                         self.config.stop_grace,
-                        running.exit.wait_for(Option::is_some),
+                        exit.wait_for(Option::is_some),
                     )
                     .await;
                     if graceful.is_err() {
@@ -324,18 +366,26 @@ impl ProcessExecutor {
                 }
                 // SIGKILL the group in every case: it also takes down whatever
                 // the chaincode started and left behind.
-                signal_group(running.pgid, Signal::SIGKILL)
+                signal_group(pgid, Signal::SIGKILL)
                     .map_err(|e| stop_err(format!("SIGKILL failed: {e}")))?;
-                if tokio::time::timeout(KILL_WAIT, running.exit.wait_for(Option::is_some))
+                if tokio::time::timeout(KILL_WAIT, exit.wait_for(Option::is_some))
                     .await
                     .is_err()
                 {
                     return Err(stop_err(format!(
-                        "process {} still running {KILL_WAIT:?} after SIGKILL",
-                        running.pgid
+                        "process {pgid} still running {KILL_WAIT:?} after SIGKILL"
                     )));
                 }
-                running.dir
+                let mut running = self.running.lock();
+                match running.remove(chaincode) {
+                    Some(gone) if gone.pgid == pgid => gone.dir,
+                    // Not ours to forget: put back what a concurrent start registered.
+                    Some(other) => {
+                        running.insert(chaincode.clone(), other);
+                        self.runtime_dir(chaincode)
+                    }
+                    None => self.runtime_dir(chaincode),
+                }
             }
         };
         let remove = dir.clone();
@@ -349,10 +399,18 @@ impl ProcessExecutor {
 impl Drop for ProcessExecutor {
     fn drop(&mut self) {
         for (chaincode, running) in self.running.get_mut().drain() {
+            running.stop_requested.store(true, Ordering::SeqCst);
             if let Err(e) = signal_group(running.pgid, Signal::SIGKILL) {
                 tracing::warn!(chaincode = %chaincode, error = %e, "could not kill chaincode process group");
             }
             let _ = remove_dir(&running.dir);
+        }
+        // Leave nothing behind: the package cache, and the work directory
+        // itself if this executor made it (only if empty: what others put
+        // there is theirs).
+        let _ = remove_dir(&self.config.work_dir.join(PACKAGE_CACHE));
+        if *self.created_work_dir.get_mut() {
+            let _ = std::fs::remove_dir(&self.config.work_dir);
         }
     }
 }
@@ -422,6 +480,20 @@ async fn spawn_retrying(command: &mut Command) -> io::Result<tokio::process::Chi
         }
     }
     command.spawn()
+}
+
+/// How a runtime ended, given whether the peer was stopping it: under a
+/// stop, success or the peer's own SIGTERM/SIGKILL is
+/// [`ExitStatus::Stopped`]; any other code or signal is the chaincode's own
+/// failure and stays as it is.
+fn peer_stopped(status: ExitStatus, stopping: bool) -> ExitStatus {
+    let by_peer = matches!(status, ExitStatus::Code(0))
+        || matches!(status, ExitStatus::Signal(s) if s == Signal::SIGTERM as i32 || s == Signal::SIGKILL as i32);
+    if stopping && by_peer {
+        ExitStatus::Stopped(Box::new(status))
+    } else {
+        status
+    }
 }
 
 /// Sends `signal` to the process group; a group that no longer exists is fine.

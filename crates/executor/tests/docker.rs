@@ -339,7 +339,12 @@ async fn kv_registers_from_a_container_and_a_second_start_reuses_the_image() {
         !container_exists(&executor, &name).await,
         "container left after stop"
     );
-    assert!(matches!(next_exit(&mut rx).await, ExitStatus::Code(_)));
+    // The peer stopped it: told apart from a crash, with the engine's code inside.
+    let status = next_exit(&mut rx).await;
+    assert!(
+        matches!(&status, ExitStatus::Stopped(how) if matches!(**how, ExitStatus::Code(0 | 137 | 143))),
+        "{status:?}"
+    );
     // Idempotent.
     executor.stop(&first.chaincode).await.unwrap();
 
@@ -391,7 +396,9 @@ async fn a_crashing_container_reports_its_exit_code() {
         .push(("FAULTY_MODE".to_owned(), "crash-before-register".to_owned()));
     let (sink, mut rx) = EventSink::channel(req.generation);
     executor.start(req.clone(), sink).await.unwrap();
-    assert_eq!(next_exit(&mut rx).await, ExitStatus::Code(3));
+    let status = next_exit(&mut rx).await;
+    assert_eq!(status, ExitStatus::Code(3));
+    assert!(!status.is_stopped_by_peer());
     // The exited container is still there until stopped; stop removes it.
     let name = executor.container_name(&req.chaincode).unwrap();
     assert!(container_exists(&executor, &name).await);
@@ -630,7 +637,12 @@ async fn tls_files_are_copied_into_the_container_and_never_into_the_image() {
 
     executor.stop(&req.chaincode).await.unwrap();
     assert!(!container_exists(&executor, &container).await);
-    assert!(matches!(next_exit(&mut rx).await, ExitStatus::Code(_)));
+    // The peer stopped it: told apart from a crash, with the engine's code inside.
+    let status = next_exit(&mut rx).await;
+    assert!(
+        matches!(&status, ExitStatus::Stopped(how) if matches!(**how, ExitStatus::Code(0 | 137 | 143))),
+        "{status:?}"
+    );
 }
 
 /// `My_CC:1.0` and `my_cc:1.0` map to one container name: starting the

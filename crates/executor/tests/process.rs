@@ -184,7 +184,10 @@ async fn start_logs_env_and_args_then_stop_kills_the_group() {
     );
     assert!(!dir.exists(), "runtime dir left behind");
     assert_eq!(exec.pid(&req.chaincode), None);
-    assert_eq!(next_exit(&mut rx).await, ExitStatus::Signal(15));
+    assert_eq!(
+        next_exit(&mut rx).await,
+        ExitStatus::Stopped(Box::new(ExitStatus::Signal(15)))
+    );
 }
 
 #[tokio::test]
@@ -230,7 +233,10 @@ async fn sigterm_ignored_means_sigkill_after_the_grace() {
     assert!(took >= grace, "killed before the grace period: {took:?}");
     assert!(took < grace + Duration::from_secs(5), "{took:?}");
     assert!(!alive(pid));
-    assert_eq!(next_exit(&mut rx).await, ExitStatus::Signal(9));
+    assert_eq!(
+        next_exit(&mut rx).await,
+        ExitStatus::Stopped(Box::new(ExitStatus::Signal(9)))
+    );
 }
 
 #[tokio::test]
@@ -251,7 +257,10 @@ async fn stop_is_idempotent() {
     exec.stop(&req.chaincode).await.unwrap();
     exec.stop(&req.chaincode).await.unwrap();
     assert!(!alive(pid));
-    assert_eq!(next_exit(&mut rx).await, ExitStatus::Signal(15));
+    assert_eq!(
+        next_exit(&mut rx).await,
+        ExitStatus::Stopped(Box::new(ExitStatus::Signal(15)))
+    );
 }
 
 #[tokio::test]
@@ -295,8 +304,100 @@ async fn dropping_the_executor_kills_its_processes() {
     let pid = exec.pid(&req.chaincode).unwrap();
     next_line(&mut rx, "up").await;
     drop(exec);
-    assert_eq!(next_exit(&mut rx).await, ExitStatus::Signal(9));
+    assert_eq!(
+        next_exit(&mut rx).await,
+        ExitStatus::Stopped(Box::new(ExitStatus::Signal(9)))
+    );
     assert!(!alive(pid));
+}
+
+#[tokio::test]
+async fn a_chaincode_that_exits_by_itself_reports_its_own_code_not_a_stop() {
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    // Prints, then exits 4 a moment later: the window in which a peer that
+    // saw the stream close would stop it.
+    let script = "#!/bin/sh\necho closing\nsleep 0.05\nexit 4\n";
+    let req = request("crash4:1.0", script_package(work.path(), script), 1);
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    next_line(&mut rx, "closing").await;
+    // The peer stops it right away, as the driver does on a stream close.
+    exec.stop(&req.chaincode).await.unwrap();
+    let status = next_exit(&mut rx).await;
+    assert_eq!(status, ExitStatus::Code(4));
+    assert!(!status.is_stopped_by_peer());
+}
+
+#[tokio::test]
+async fn a_stop_by_the_peer_is_told_apart_from_a_crash() {
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    // Exits 0 on SIGTERM, as a chaincode with a graceful shutdown does.
+    let script = "#!/bin/sh\ntrap 'exit 0' TERM\necho up\nwhile :; do sleep 1; done\n";
+    let req = request("graceful:1.0", script_package(work.path(), script), 1);
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    next_line(&mut rx, "up").await;
+    exec.stop(&req.chaincode).await.unwrap();
+    let status = next_exit(&mut rx).await;
+    assert!(status.is_stopped_by_peer(), "{status}");
+    // Inside: what the process itself reported (the shell's trap ran, or
+    // the group's SIGKILL took it).
+    assert!(
+        matches!(&status, ExitStatus::Stopped(how) if matches!(**how, ExitStatus::Code(0) | ExitStatus::Signal(9))),
+        "{status:?}"
+    );
+    assert!(
+        status.to_string().starts_with("stopped by the peer ("),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_executor_removes_the_work_dir_it_created() {
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    let work_dir = exec.config().work_dir.clone();
+    assert!(!work_dir.exists());
+    let req = request(
+        "tidy:1.0",
+        script_package(work.path(), "#!/bin/sh\necho up\nexec sleep 300\n"),
+        1,
+    );
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    next_line(&mut rx, "up").await;
+    assert!(work_dir.join(".packages").is_dir());
+    drop(exec);
+    assert!(!work_dir.exists(), "the work dir is left behind");
+    assert!(work.path().is_dir());
+}
+
+#[tokio::test]
+async fn dropping_the_executor_keeps_a_given_work_dir_and_what_others_put_there() {
+    let work = tempfile::tempdir().unwrap();
+    let work_dir = work.path().join("runtimes");
+    fs::create_dir(&work_dir).unwrap();
+    fs::write(work_dir.join("theirs.txt"), b"keep me").unwrap();
+    let exec = executor(work.path(), Duration::from_secs(5));
+    let req = request(
+        "given:1.0",
+        script_package(work.path(), "#!/bin/sh\necho up\nexec sleep 300\n"),
+        1,
+    );
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    next_line(&mut rx, "up").await;
+    let runtime = exec.runtime_dir(&req.chaincode);
+    assert!(runtime.is_dir());
+    drop(exec);
+    assert!(
+        !work_dir.join(".packages").exists(),
+        "the package cache is left behind"
+    );
+    assert!(!runtime.exists(), "the runtime dir is left behind");
+    assert_eq!(fs::read(work_dir.join("theirs.txt")).unwrap(), b"keep me");
 }
 
 #[tokio::test]
@@ -407,10 +508,7 @@ async fn static_kv_registers_with_a_real_peer() {
     assert!(alive(pid));
     exec.stop(&req.chaincode).await.unwrap();
     assert!(!alive(pid), "kv {pid} survived stop");
-    assert!(matches!(
-        next_exit(&mut rx).await,
-        ExitStatus::Code(_) | ExitStatus::Signal(_)
-    ));
+    assert!(next_exit(&mut rx).await.is_stopped_by_peer());
 }
 
 #[tokio::test]
@@ -579,8 +677,34 @@ async fn static_kv_registers_over_mutual_tls_with_the_files_it_was_given() {
     assert_eq!(presented, Some(cert_der));
     exec.stop(&req.chaincode).await.unwrap();
     assert!(!exec.runtime_dir(&req.chaincode).exists());
-    assert!(matches!(
-        next_exit(&mut rx).await,
-        ExitStatus::Code(_) | ExitStatus::Signal(_)
-    ));
+    assert!(next_exit(&mut rx).await.is_stopped_by_peer());
+}
+
+#[tokio::test]
+async fn an_abandoned_stop_leaves_the_process_known_and_drop_still_kills_it() {
+    let work = tempfile::tempdir().unwrap();
+    let exec = executor(work.path(), Duration::from_secs(60));
+    // Notes SIGTERM and carries on, so the stop sits in its grace period.
+    let script = "#!/bin/sh\ntrap 'echo got-term' TERM\necho up\nwhile :; do sleep 0.05; done\n";
+    let req = request("abandoned:1.0", script_package(work.path(), script), 1);
+    let (sink, mut rx) = EventSink::channel(req.generation);
+    exec.start(req.clone(), sink).await.unwrap();
+    let pid = exec.pid(&req.chaincode).unwrap();
+    next_line(&mut rx, "up").await;
+    {
+        let stop = exec.stop(&req.chaincode);
+        tokio::select! {
+            result = stop => panic!("the stop ended within the grace: {result:?}"),
+            line = next_line(&mut rx, "got-term") => assert_eq!(line, "got-term"),
+        }
+        // The stop future is dropped here, after its SIGTERM.
+    }
+    assert_eq!(
+        exec.pid(&req.chaincode),
+        Some(pid),
+        "the child was forgotten"
+    );
+    assert!(alive(pid));
+    drop(exec);
+    assert!(gone_within(pid, WAIT).await, "{pid} outlived the executor");
 }
