@@ -10,10 +10,6 @@ use std::time::Duration;
 use common::*;
 use nix::sys::signal::Signal;
 
-fn kv_sample() -> std::path::PathBuf {
-    chaincode_samples::static_sample("kv").expect("static build of the kv sample")
-}
-
 #[test]
 fn demo_launches_everything_answers_every_transaction_and_exits_0() {
     let output = cclaunch(&["--json", "demo"]);
@@ -82,19 +78,8 @@ fn dev_peer_serves_a_kv_sample_that_registers_by_itself() {
     let found = cclaunch_env(&["--json", "ps"], &[("CCLAUNCH_HOME", &home)]);
     assert!(found.status.success(), "{:?}", texts(&found));
 
-    let mut chaincode = Command::new(&kv)
-        .arg(format!("-peer.address={listen}"))
-        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    poll(
-        Duration::from_secs(30),
-        "kv:1.0 ready on the dev peer",
-        || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
-    );
+    let mut chaincode = spawn_chaincode(&kv, "kv:1.0", &listen, &[]);
+    peer.wait_ready("kv:1.0");
 
     let put = peer.run(&["invoke", "kv:1.0", "put", "a", "1"]);
     assert!(put.status.success(), "{:?}", texts(&put));
@@ -144,14 +129,7 @@ fn dev_peer_with_tls_serves_a_chaincode_holding_the_identity_it_wrote() {
     assert_eq!(mode, 0o600, "the dev client key is private");
 
     // Without the identity, the chaincode cannot register at all.
-    let mut plaintext = Command::new(&kv)
-        .arg(format!("-peer.address={listen}"))
-        .env("CORE_CHAINCODE_ID_NAME", "plain:1.0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut plaintext = spawn_chaincode(&kv, "plain:1.0", &listen, &[]);
     let status = wait_bounded(&mut plaintext, Duration::from_secs(60)).unwrap_or_else(|| {
         let _ = plaintext.kill();
         panic!("a plaintext chaincode kept trying against a TLS dev peer");
@@ -163,23 +141,19 @@ fn dev_peer_with_tls_serves_a_chaincode_holding_the_identity_it_wrote() {
     assert_eq!(peer.phase_of("plain:1.0"), None);
 
     // With the files the peer wrote (the environment it printed), it does.
-    let mut chaincode = Command::new(&kv)
-        .arg(format!("-peer.address={listen}"))
-        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
-        .env("CORE_PEER_TLS_ENABLED", "true")
-        .env("CORE_TLS_CLIENT_CERT_FILE", tls.join("dev-client.crt"))
-        .env("CORE_TLS_CLIENT_KEY_FILE", &key)
-        .env("CORE_PEER_TLS_ROOTCERT_FILE", tls.join("ca.crt"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    poll(
-        Duration::from_secs(30),
-        "kv:1.0 ready on the TLS dev peer",
-        || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
+    let (cert, root) = (tls.join("dev-client.crt"), tls.join("ca.crt"));
+    let mut chaincode = spawn_chaincode(
+        &kv,
+        "kv:1.0",
+        &listen,
+        &[
+            ("CORE_PEER_TLS_ENABLED", "true".as_ref()),
+            ("CORE_TLS_CLIENT_CERT_FILE", cert.as_os_str()),
+            ("CORE_TLS_CLIENT_KEY_FILE", key.as_os_str()),
+            ("CORE_PEER_TLS_ROOTCERT_FILE", root.as_os_str()),
+        ],
     );
+    peer.wait_ready("kv:1.0");
     let put = peer.run(&["invoke", "kv:1.0", "put", "a", "1"]);
     assert!(put.status.success(), "{:?}", texts(&put));
     drop(peer);
@@ -532,19 +506,8 @@ fn invoke_with_fabric_ctor_json_answers_as_positional_args_do() {
         &["--dev", "--listen", &listen],
         dir.path(),
     );
-    let mut chaincode = Command::new(&kv)
-        .arg(format!("-peer.address={listen}"))
-        .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    poll(
-        Duration::from_secs(30),
-        "kv:1.0 ready on the dev peer",
-        || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
-    );
+    let mut chaincode = spawn_chaincode(&kv, "kv:1.0", &listen, &[]);
+    peer.wait_ready("kv:1.0");
     let reply = |args: &[&str]| -> serde_json::Value {
         let mut all = vec!["--json", "invoke", "kv:1.0"];
         all.extend(args);

@@ -606,7 +606,6 @@ mod names {
 // ---------------------------------------------------------------------------
 mod chaincode_listener {
     use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     use chaincode_proto::ChaincodeMessage;
@@ -649,10 +648,6 @@ mod chaincode_listener {
     }
 
     /// The static kv sample (as the CLI tests use it).
-    fn kv_sample() -> PathBuf {
-        chaincode_samples::static_sample("kv").expect("static build of the kv sample")
-    }
-
     /// Opens a `Register` stream on `channel`: the chaincode's sender and the
     /// peer's replies.
     async fn open_stream(
@@ -709,19 +704,8 @@ mod chaincode_listener {
     /// Starts the kv sample as `kv:1.0` against a dev peer, waits for it to
     /// be ready, and checks it answers a put and a get.
     fn kv_registers_and_answers(peer: &Peer, listen: &str) {
-        let mut chaincode = Command::new(kv_sample())
-            .arg(format!("-peer.address={listen}"))
-            .env("CORE_CHAINCODE_ID_NAME", "kv:1.0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        poll(
-            Duration::from_secs(30),
-            "kv:1.0 ready on the dev peer",
-            || (peer.phase_of("kv:1.0").as_deref() == Some("ready")).then_some(()),
-        );
+        let mut chaincode = spawn_chaincode(&kv_sample(), "kv:1.0", listen, &[]);
+        peer.wait_ready("kv:1.0");
         let put = peer.run(&["invoke", "kv:1.0", "put", "a", "1"]);
         assert!(put.status.success(), "{:?}", texts(&put));
         let get = peer.run(&["invoke", "kv:1.0", "get", "a"]);

@@ -194,6 +194,41 @@ impl Drop for Peer {
     }
 }
 
+/// The static `kv` sample binary (built on first use).
+pub fn kv_sample() -> PathBuf {
+    chaincode_samples::static_sample("kv").expect("static build of the kv sample")
+}
+
+/// Starts the chaincode `binary` as `name`, dialling the peer at `listen`
+/// as a Fabric peer would start it, with `env` on top; output discarded.
+pub fn spawn_chaincode(
+    binary: &Path,
+    name: &str,
+    listen: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Child {
+    Command::new(binary)
+        .arg(format!("-peer.address={listen}"))
+        .env("CORE_CHAINCODE_ID_NAME", name)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+impl Peer {
+    /// Waits (bounded) until `ps` shows `chaincode` ready.
+    pub fn wait_ready(&self, chaincode: &str) {
+        poll(
+            Duration::from_secs(30),
+            &format!("{chaincode} ready on the peer"),
+            || (self.phase_of(chaincode).as_deref() == Some("ready")).then_some(()),
+        );
+    }
+}
+
 /// Pids of processes whose command line mentions `needle` (a /proc scan).
 pub fn pids_mentioning(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
