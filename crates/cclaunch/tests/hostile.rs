@@ -610,11 +610,8 @@ mod chaincode_listener {
 
     use chaincode_proto::ChaincodeMessage;
     use chaincode_proto::chaincode_message::Type;
-    use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
-    use tokio::sync::mpsc;
-    use tokio_stream::wrappers::ReceiverStream;
     use tonic::transport::{Channel, Endpoint};
 
     use super::common::*;
@@ -647,26 +644,6 @@ mod chaincode_listener {
         setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_or(soft, |()| target)
     }
 
-    /// The static kv sample (as the CLI tests use it).
-    /// Opens a `Register` stream on `channel`: the chaincode's sender and the
-    /// peer's replies.
-    async fn open_stream(
-        channel: Channel,
-    ) -> Result<
-        (
-            mpsc::Sender<ChaincodeMessage>,
-            tonic::Streaming<ChaincodeMessage>,
-        ),
-        tonic::Status,
-    > {
-        let (tx, rx) = mpsc::channel(8);
-        let replies = ChaincodeSupportClient::new(channel)
-            .register(ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        Ok((tx, replies))
-    }
-
     async fn plain_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(Duration::from_secs(5))
@@ -690,7 +667,7 @@ mod chaincode_listener {
     /// Registers `name` on a fresh plaintext connection: the first reply.
     async fn register_once(addr: &str, name: &str) -> Option<ChaincodeMessage> {
         let channel = plain_channel(addr).await.ok()?;
-        let (tx, mut replies) = open_stream(channel).await.ok()?;
+        let (tx, mut replies) = open_register_stream(channel).await.ok()?;
         tx.send(ChaincodeMessage::register(&name.parse().ok()?))
             .await
             .ok()?;
@@ -891,7 +868,7 @@ mod chaincode_listener {
         let big = || ChaincodeMessage::put_state("tx1", "k", vec![7; LIMIT * 4]);
 
         // As the first message: refused before any REGISTER is read.
-        let (tx, mut replies) = open_stream(plain_channel(&listen).await.unwrap())
+        let (tx, mut replies) = open_register_stream(plain_channel(&listen).await.unwrap())
             .await
             .unwrap();
         tx.send(big()).await.unwrap();
@@ -901,7 +878,7 @@ mod chaincode_listener {
         assert!(status.message().contains(&LIMIT.to_string()), "{status:?}");
 
         // After a REGISTER: the stream of that chaincode ends the same way.
-        let (tx, mut replies) = open_stream(plain_channel(&listen).await.unwrap())
+        let (tx, mut replies) = open_register_stream(plain_channel(&listen).await.unwrap())
             .await
             .unwrap();
         tx.send(ChaincodeMessage::register(&"big:1.0".parse().unwrap()))
@@ -944,32 +921,10 @@ mod impostor_register {
 
     use chaincode_proto::ChaincodeMessage;
     use chaincode_proto::chaincode_message::Type;
-    use chaincode_proto::chaincode_support_client::ChaincodeSupportClient;
     use tokio::net::TcpStream;
-    use tokio::sync::mpsc;
-    use tokio_stream::wrappers::ReceiverStream;
     use tonic::transport::{Channel, Endpoint, Uri};
 
     use super::common::*;
-
-    /// Opens a `Register` stream on `channel`: the chaincode's sender and the
-    /// peer's replies.
-    async fn open_stream(
-        channel: Channel,
-    ) -> Result<
-        (
-            mpsc::Sender<ChaincodeMessage>,
-            tonic::Streaming<ChaincodeMessage>,
-        ),
-        tonic::Status,
-    > {
-        let (tx, rx) = mpsc::channel(8);
-        let replies = ChaincodeSupportClient::new(channel)
-            .register(ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        Ok((tx, replies))
-    }
 
     /// Registers `name` over plaintext: the first reply, if any.
     async fn plaintext_register(addr: &str, name: &str) -> Option<ChaincodeMessage> {
@@ -979,7 +934,7 @@ mod impostor_register {
             .connect()
             .await
             .ok()?;
-        let (tx, mut replies) = open_stream(channel).await.ok()?;
+        let (tx, mut replies) = open_register_stream(channel).await.ok()?;
         tx.send(ChaincodeMessage::register(&name.parse().ok()?))
             .await
             .ok()?;
@@ -1057,7 +1012,7 @@ mod impostor_register {
         let channel = tls_channel(&listen, &ca_pem, Some((&cert, &key)))
             .await
             .expect("the handshake with a certificate of the peer's CA");
-        let (tx, mut replies) = open_stream(channel).await.unwrap();
+        let (tx, mut replies) = open_register_stream(channel).await.unwrap();
         tx.send(ChaincodeMessage::register(&"kv:1.0".parse().unwrap()))
             .await
             .unwrap();

@@ -244,3 +244,22 @@ pub fn pids_mentioning(needle: &str) -> Vec<u32> {
     }
     found
 }
+
+/// Opens a `protos.ChaincodeSupport/Register` stream on `channel`: the
+/// chaincode's sender and the peer's replies.
+pub async fn open_register_stream(
+    channel: tonic::transport::Channel,
+) -> Result<
+    (
+        tokio::sync::mpsc::Sender<chaincode_proto::ChaincodeMessage>,
+        tonic::Streaming<chaincode_proto::ChaincodeMessage>,
+    ),
+    tonic::Status,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let replies = chaincode_proto::chaincode_support_client::ChaincodeSupportClient::new(channel)
+        .register(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    Ok((tx, replies))
+}
